@@ -17,14 +17,14 @@ meson test -C "$build" --no-suite unit --print-errorlogs
 
 passed=0 failed=0
 for t in "$build"/tests/unit/test_*; do
-  [ -x "$t" ] || continue
+  [ -f "$t" ] && [ -x "$t" ] || continue
   echo "== $(basename "$t")"
   set +e
   out=$("$t" --jobs=2 2>&1)
   rc=$?
   set -e
   printf '%s\n' "$out" | grep -E '^\[(FAIL|----)\]' || true
-  line=$(printf '%s\n' "$out" | grep 'Synthesis:' | tail -1)
+  line=$(printf '%s\n' "$out" | grep 'Synthesis:' | tail -1 || true)
   echo "$line"
   p=$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$line")
   f=$(sed -n 's/.*Failing: \([0-9]*\).*/\1/p' <<<"$line")

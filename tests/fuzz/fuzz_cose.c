@@ -1,0 +1,44 @@
+/* Fuzz target: COSE_Sign1 / COSE_Sign parsing and verification with fixed keys. */
+#include <assert.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "tam/cose.h"
+#include "tam/err.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The published test key tam_p256 and tam_ed25519 public halves (tests/vectors). */
+static const uint8_t p256_xy[64] = {
+    0x0e, 0x90, 0x8a, 0xa8, 0xf0, 0x66, 0xdb, 0x1f, 0x08, 0x4e, 0x0c, 0x36, 0x52, 0xc6, 0x39, 0x52,
+    0xbd, 0x99, 0xf2, 0xa5, 0xbd, 0xb2, 0x2f, 0x9e, 0x01, 0x36, 0x7a, 0xad, 0x03, 0xab, 0xa6, 0x8b,
+    0x77, 0xda, 0x1b, 0xd8, 0xac, 0x4f, 0x0c, 0xb4, 0x90, 0xba, 0x21, 0x06, 0x48, 0xbf, 0x79, 0xab,
+    0x16, 0x4d, 0x49, 0xad, 0x35, 0x51, 0xd7, 0x1d, 0x31, 0x4b, 0x27, 0x49, 0xee, 0x42, 0xd2, 0x9a};
+static const uint8_t ed_pub[32] = {0x16, 0x9b, 0x64, 0x5d, 0x7e, 0x6d, 0x3a, 0x73, 0x06, 0x43, 0x67,
+                                   0x20, 0x06, 0x77, 0x41, 0x2b, 0x44, 0xc6, 0xde, 0x56, 0x51, 0x64,
+                                   0xeb, 0x86, 0x7b, 0x16, 0x22, 0x89, 0x17, 0xd9, 0x5c, 0x52};
+
+static struct tam_key *keys[2];
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (keys[0] == NULL) {
+        if (tam_key_from_raw_public(TAM_KEY_P256, p256_xy, 64, &keys[0]) != TAM_OK ||
+            tam_key_from_raw_public(TAM_KEY_ED25519, ed_pub, 32, &keys[1]) != TAM_OK) {
+            abort();
+        }
+    }
+    struct tam_cose_msg msg;
+    const char *why = NULL;
+    int err = tam_cose_parse(data, size, &msg, &why);
+    assert(err == TAM_OK || why != NULL);
+    if (err != TAM_OK) {
+        return 0;
+    }
+    struct tam_bytes detached = tam_bytes_of(data, size < 16 ? size : 16);
+    for (int k = 0; k < 2; k++) {
+        err = tam_cose_verify_any(&msg, keys[k], &detached);
+        assert(err == TAM_OK || err == TAM_ESIG || err == TAM_ECOSE_ALG || err == TAM_EINVAL);
+    }
+    return 0;
+}

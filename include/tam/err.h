@@ -32,7 +32,9 @@
     X(UNAVAIL, "service unavailable")                           \
     X(REDIS, "redis error")                                     \
     X(CONFIG, "invalid configuration")                          \
-    X(PROTO, "protocol error")
+    X(PROTO, "protocol error")                              \
+    X(TLS, "TLS failure")                                   \
+    X(TLS_VERIFY, "TLS peer verification failed")
 
 enum tam_err {
     TAM_OK = 0,

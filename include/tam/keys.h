@@ -1,0 +1,38 @@
+/*
+ * The Redis key schema, in one place. Every key carries a Redis Cluster hash tag
+ * ({...}) so that what one operation touches sits in one slot:
+ *   tam:s:{<token>}                  session record of an outstanding request (PX ttl)
+ *   tam:{jobs}:stream                the job stream (consumer group "workers")
+ *   tam:{jobs}:dead                  dead-letter stream (jobs that failed every attempt)
+ *   tam:{jobs}:done:<token>          a job's result, kept so a re-run answers the same
+ *   tam:{gw:<id>}:results            one gateway's result stream
+ *   tam:d:{<tenant>:<kid>}           a device (hash)
+ *   tam:d:{<tenant>:<kid>}:hist      its bounded history (list)
+ *   tam:d:{<tenant>:<kid>}:pending   its outstanding tokens (sorted set by expiry)
+ *   tam:t:{<tenant>}:<what>          tenant-wide data (configuration, catalogue, policy)
+ *   tam:tenants                      the set of tenant ids
+ *   tam:{events}                     pub/sub channel: tenant and configuration changes
+ * Binary ids (tokens, kids) appear as lower-case hex. Pure string formatting.
+ */
+#ifndef TAM_KEYS_H
+#define TAM_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TAM_KEY_MAX 256
+
+#define TAM_KEY_JOBS "tam:{jobs}:stream"
+#define TAM_KEY_JOBS_DEAD "tam:{jobs}:dead"
+#define TAM_KEY_JOBS_GROUP "workers"
+#define TAM_KEY_TENANTS "tam:tenants"
+#define TAM_KEY_EVENTS "tam:{events}"
+
+/* Each writes a NUL-terminated key into out (TAM_KEY_MAX bytes) and returns its length. */
+size_t tam_key_session(char *out, const uint8_t *token, size_t token_len);
+size_t tam_key_job_done(char *out, const uint8_t *token, size_t token_len);
+size_t tam_key_results(char *out, const char *gateway_id);
+size_t tam_key_device(char *out, const char *tenant, const uint8_t kid[32], const char *suffix);
+size_t tam_key_tenant(char *out, const char *tenant, const char *what);
+
+#endif

@@ -8,7 +8,11 @@ build=${TAM_TEST_BUILD:-build-test}
 if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" -Db_sanitize=address,undefined -Dwerror=true >/dev/null
 fi
-ninja -C "$build" >/dev/null
+if ! ninja -C "$build" >"$build/ninja.log" 2>&1; then
+  tail -n 60 "$build/ninja.log"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
 export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export TAM_VECTORS="$PWD/tests/vectors" TAM_SOURCE_ROOT="$PWD" TAM_BUILD_ROOT="$PWD/$build"
 

@@ -45,6 +45,7 @@ void tam_free(void *p)
 
 char *tam_strndup(const char *s, size_t n)
 {
+    n = strnlen(s, n); /* like POSIX strndup: stop at a NUL within n */
     char *d = tam_malloc(n + 1);
     if (d != NULL) {
         memcpy(d, s, n);

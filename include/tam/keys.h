@@ -13,6 +13,17 @@
  *   tam:tenants                      the set of tenant ids
  *   tam:{events}                     pub/sub channel: tenant and configuration changes
  * Binary ids (tokens, kids) appear as lower-case hex. Pure string formatting.
+ *
+ * Records (field formats; codecs live with their owners):
+ *   device hash tam:d:{<tenant>:<kid>}:
+ *     type "p256" | "ed25519"; pub raw public key (x||y 64 bytes, or 32 bytes);
+ *     labels comma-separated; status "registered" | "attested" | "rejected";
+ *     installed CBOR [* [component-id, manifest-id, sequence, digest]] (store.h);
+ *     created, last_seen: unix ms (decimal); ueid, oemid, hwmodel: hex, from the last EAT.
+ *   tam:t:{<tenant>}:devices         set of device kids (hex)
+ *   tam:t:{<tenant>}:components      hash "<component-id hex>/<sequence>" -> component record
+ *   tam:t:{<tenant>}:catalog_version counter, INCR on every catalogue or policy change
+ *   tam:t:{<tenant>}:policy          the policy document (JSON, the admin API's format)
  */
 #ifndef TAM_KEYS_H
 #define TAM_KEYS_H

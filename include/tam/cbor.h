@@ -30,14 +30,14 @@ enum tam_cbor_type {
     TAM_CBOR_TSTR = 3,
     TAM_CBOR_ARRAY = 4,
     TAM_CBOR_MAP = 5,
-    TAM_CBOR_TAG = 6, /* val = tag number; exactly one child follows */
+    TAM_CBOR_TAG = 6,    /* val = tag number; exactly one child follows */
     TAM_CBOR_SIMPLE = 7, /* val = simple value: 20 false, 21 true, 22 null, 23 undefined */
     TAM_CBOR_FLOAT = 8,  /* val = the IEEE bits as encoded (half, single or double) */
 };
 
 #define TAM_CBOR_FALSE 20
-#define TAM_CBOR_TRUE 21
-#define TAM_CBOR_NULL 22
+#define TAM_CBOR_TRUE  21
+#define TAM_CBOR_NULL  22
 
 struct tam_cbor_item {
     uint8_t type;   /* enum tam_cbor_type */
@@ -73,8 +73,9 @@ void tam_cbor_doc_finish(struct tam_cbor_doc *doc); /* NULL-safe; doc can be dec
  * the rule that failed, and the return is TAM_ECBOR, TAM_ECBOR_LIMIT, TAM_ETOOBIG
  * or TAM_ENOMEM.
  */
-TAM_MUST_CHECK int tam_cbor_decode(const uint8_t *buf, size_t len, const struct tam_cbor_limits *lim,
-                                   struct tam_cbor_doc *doc, const char **why);
+TAM_MUST_CHECK int tam_cbor_decode(const uint8_t *buf, size_t len,
+                                   const struct tam_cbor_limits *lim, struct tam_cbor_doc *doc,
+                                   const char **why);
 
 static inline const struct tam_cbor_item *tam_cbor_root(const struct tam_cbor_doc *doc)
 {
@@ -114,7 +115,7 @@ const struct tam_cbor_item *tam_cbor_untag(const struct tam_cbor_item *it);
 #define TAM_CBOR_WRITER_DEPTH 32
 
 struct tam_cbor_frame {
-    uint64_t left;    /* items still to come in this container (map: 2 per pair) */
+    uint64_t left; /* items still to come in this container (map: 2 per pair) */
     bool is_map;
     bool is_wrap;     /* a bstr-wrapped region, closed with tam_cbor_close_wrap */
     size_t start;     /* offset where the container (or wrapped content) starts */

@@ -5,9 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TAM_MUST_CHECK __attribute__((warn_unused_result))
-#define TAM_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
-#define TAM_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define TAM_MUST_CHECK                      __attribute__((warn_unused_result))
+#define TAM_PRINTF(fmt, args)               __attribute__((format(printf, fmt, args)))
+#define TAM_ARRAY_LEN(a)                    (sizeof(a) / sizeof((a)[0]))
 #define tam_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* A borrowed span of bytes; ptr may be NULL when len is 0. */

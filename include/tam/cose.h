@@ -15,8 +15,8 @@
 #include "tam/common.h"
 #include "tam/crypto.h"
 
-#define TAM_COSE_TAG_SIGN1 18
-#define TAM_COSE_TAG_SIGN 98
+#define TAM_COSE_TAG_SIGN1   18
+#define TAM_COSE_TAG_SIGN    98
 #define TAM_COSE_MAX_SIGNERS 4
 
 enum tam_cose_kind {
@@ -26,8 +26,8 @@ enum tam_cose_kind {
 
 /* One signer: for COSE_Sign1 its headers are the body headers. */
 struct tam_cose_signer {
-    int alg;                  /* from the protected header; 0 if absent */
-    struct tam_bytes kid;     /* protected or unprotected kid (4); empty if absent */
+    int alg;                        /* from the protected header; 0 if absent */
+    struct tam_bytes kid;           /* protected or unprotected kid (4); empty if absent */
     struct tam_bytes protected_hdr; /* content of the protected bstr (may be empty) */
     struct tam_bytes signature;
 };
@@ -35,10 +35,10 @@ struct tam_cose_signer {
 struct tam_cose_msg {
     enum tam_cose_kind kind;
     bool tagged;
-    bool detached;                 /* payload was nil */
+    bool detached;                   /* payload was nil */
     struct tam_bytes body_protected; /* COSE_Sign: body protected bstr content */
-    struct tam_bytes payload;      /* attached payload; empty when detached */
-    struct tam_bytes content_type; /* raw encoded content type (3) if present */
+    struct tam_bytes payload;        /* attached payload; empty when detached */
+    struct tam_bytes content_type;   /* raw encoded content type (3) if present */
     unsigned nsigners;
     struct tam_cose_signer signers[TAM_COSE_MAX_SIGNERS];
 };

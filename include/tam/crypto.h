@@ -30,9 +30,9 @@ enum tam_key_type {
     TAM_KEY_ED25519 = 2,
 };
 
-#define TAM_SIG_MAX 64
+#define TAM_SIG_MAX    64
 #define TAM_SHA256_LEN 32
-#define TAM_KID_LEN 32 /* RFC 9679 SHA-256 thumbprint */
+#define TAM_KID_LEN    32 /* RFC 9679 SHA-256 thumbprint */
 
 struct tam_key; /* opaque; immutable once created, so it can be shared read-only */
 
@@ -50,7 +50,8 @@ void tam_key_destroy(struct tam_key *key); /* wipes private material; NULL-safe 
 
 enum tam_key_type tam_key_type(const struct tam_key *key);
 bool tam_key_has_private(const struct tam_key *key);
-/* Whether alg is a signature algorithm for this key's type (-7/-9 for P-256, -8/-19 for Ed25519). */
+/* Whether alg is a signature algorithm for this key's type (-7/-9 for P-256, -8/-19 for Ed25519).
+ */
 bool tam_key_alg_ok(const struct tam_key *key, int alg);
 /* The preferred (RFC 9864) algorithm for this key: -9 or -19. */
 int tam_key_default_alg(const struct tam_key *key);
@@ -70,7 +71,8 @@ TAM_MUST_CHECK int tam_key_cose_public(const struct tam_key *key, struct tam_buf
  */
 TAM_MUST_CHECK int tam_sign(const struct tam_key *key, int alg, const uint8_t *msg, size_t len,
                             uint8_t sig[TAM_SIG_MAX], size_t *sig_len);
-/* TAM_OK when the signature verifies, TAM_ESIG when it does not, TAM_EKEY/TAM_ECOSE_ALG on misuse. */
+/* TAM_OK when the signature verifies, TAM_ESIG when it does not, TAM_EKEY/TAM_ECOSE_ALG on misuse.
+ */
 TAM_MUST_CHECK int tam_verify(const struct tam_key *key, int alg, const uint8_t *msg, size_t len,
                               const uint8_t *sig, size_t sig_len);
 

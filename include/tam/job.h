@@ -16,7 +16,7 @@
 #include "tam/crypto.h"
 #include "tam/tenant.h"
 
-#define TAM_JOB_ID_LEN 16
+#define TAM_JOB_ID_LEN    16
 #define TAM_JOB_REPLY_MAX 128
 
 enum tam_job_kind {
@@ -39,8 +39,8 @@ struct tam_job {
 
 struct tam_job_result {
     uint8_t id[TAM_JOB_ID_LEN];
-    uint16_t status;       /* HTTP status for the waiting broker: 200, 204, 5xx */
-    struct tam_bytes body; /* the signed TEEP message for 200 */
+    uint16_t status;          /* HTTP status for the waiting broker: 200, 204, 5xx */
+    struct tam_bytes body;    /* the signed TEEP message for 200 */
     struct tam_bytes outcome; /* short machine-readable outcome ("update", "nothing", ...) */
 };
 

@@ -33,11 +33,11 @@
 
 #define TAM_KEY_MAX 256
 
-#define TAM_KEY_JOBS "tam:{jobs}:stream"
-#define TAM_KEY_JOBS_DEAD "tam:{jobs}:dead"
+#define TAM_KEY_JOBS       "tam:{jobs}:stream"
+#define TAM_KEY_JOBS_DEAD  "tam:{jobs}:dead"
 #define TAM_KEY_JOBS_GROUP "workers"
-#define TAM_KEY_TENANTS "tam:tenants"
-#define TAM_KEY_EVENTS "tam:{events}"
+#define TAM_KEY_TENANTS    "tam:tenants"
+#define TAM_KEY_EVENTS     "tam:{events}"
 
 /* Each writes a NUL-terminated key into out (TAM_KEY_MAX bytes) and returns its length. */
 size_t tam_key_session(char *out, const uint8_t *token, size_t token_len);

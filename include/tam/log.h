@@ -33,11 +33,11 @@ void tam_log_write(int level, const char *file, int line, const char *fmt, ...) 
 /* Copies s (len bytes, possibly binary) into out as a printable, quoted logfmt value. */
 const char *tam_log_quote(const void *s, size_t len, char *out, size_t outsz);
 
-#define tam_log(level, ...)                                            \
-    do {                                                               \
-        if ((level) <= tam_log_threshold) {                            \
-            tam_log_write((level), __FILE__, __LINE__, __VA_ARGS__);   \
-        }                                                              \
+#define tam_log(level, ...)                                          \
+    do {                                                             \
+        if ((level) <= tam_log_threshold) {                          \
+            tam_log_write((level), __FILE__, __LINE__, __VA_ARGS__); \
+        }                                                            \
     } while (0)
 
 #endif

@@ -18,8 +18,8 @@
 #include "tam/teep.h"
 #include "tam/tenant.h"
 
-#define TAM_TOKEN_LEN 16 /* 16 random bytes per message, never reused (TP 1.8) */
-#define TAM_CHALLENGE_MAX 64
+#define TAM_TOKEN_LEN          16 /* 16 random bytes per message, never reused (TP 1.8) */
+#define TAM_CHALLENGE_MAX      64
 #define TAM_SESS_MAX_MANIFESTS 16
 
 enum tam_sess_kind {
@@ -34,12 +34,12 @@ struct tam_sess {
     uint8_t token[TAM_TOKEN_LEN];
     uint64_t created_ms;
     uint64_t expires_ms;
-    uint64_t data_items; /* QUERY: data-item-requested */
+    uint64_t data_items;    /* QUERY: data-item-requested */
     uint32_t challenge_len; /* QUERY: 0 when no attestation was requested */
     uint8_t challenge[TAM_CHALLENGE_MAX];
     bool has_device; /* UPDATE: the device it was sent to */
     uint8_t device_kid[TAM_KID_LEN];
-    int alg; /* UPDATE: the agent's algorithm (wire id) */
+    int alg;              /* UPDATE: the agent's algorithm (wire id) */
     uint32_t n_manifests; /* UPDATE: SUIT digests of the manifests sent */
     uint8_t manifest_digest[TAM_SESS_MAX_MANIFESTS][TAM_SHA256_LEN];
 };
@@ -65,8 +65,7 @@ void tam_sess_query_request(const struct tam_sess *s, struct tam_teep_msg *qr);
  * the tenant is sign1_only (draft12 agents parse only Sign1). Appended to out.
  */
 TAM_MUST_CHECK int tam_sess_sign_query_request(const struct tam_tenant *t,
-                                               const struct tam_teep_msg *qr,
-                                               struct tam_buf *out);
+                                               const struct tam_teep_msg *qr, struct tam_buf *out);
 
 /* Signs any later TAM message (an Update) with COSE_Sign1 in the agent's algorithm. */
 TAM_MUST_CHECK int tam_sess_sign1(const struct tam_tenant *t, int alg,

@@ -39,11 +39,11 @@ struct tam_tenant {
     bool legacy_alg_ids;
     /* Sign the first QueryRequest with COSE_Sign1 only (older agents parse only Sign1). */
     bool sign1_only;
-    uint32_t session_ttl_s;       /* how long a QueryRequest token stays valid */
-    uint32_t update_ttl_s;        /* how long an Update token stays valid (hours: TP 1.8) */
+    uint32_t session_ttl_s; /* how long a QueryRequest token stays valid */
+    uint32_t update_ttl_s;  /* how long an Update token stays valid (hours: TP 1.8) */
     uint32_t max_pending_per_device;
-    uint32_t challenge_len;       /* 8..64 (EAT caps eat_nonce at 64) */
-    uint32_t max_kidless_tries;   /* agents without kid: registered keys tried, at most */
+    uint32_t challenge_len;     /* 8..64 (EAT caps eat_nonce at 64) */
+    uint32_t max_kidless_tries; /* agents without kid: registered keys tried, at most */
 };
 
 /* A tenant with defaults for everything but keys; refs = 1. NULL on OOM. */

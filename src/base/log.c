@@ -113,7 +113,8 @@ void tam_log_write(int level, const char *file, int line, const char *fmt, ...)
     gmtime_r(&ts.tv_sec, &tm);
     char when[64];
     snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (int)(ts.tv_nsec / 1000000));
 
     const char *lvl = level >= 0 && level <= TAM_LOG_DEBUG ? level_names[level] : "info";
     char full[2400];

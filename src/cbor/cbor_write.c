@@ -150,9 +150,8 @@ void tam_cbor_put_int(struct tam_cbor_writer *w, int64_t v)
     }
 }
 
-static void put_string(struct tam_cbor_writer *w,
-                       size_t (*enc)(uint64_t, unsigned char *, size_t), const void *p,
-                       size_t len)
+static void put_string(struct tam_cbor_writer *w, size_t (*enc)(uint64_t, unsigned char *, size_t),
+                       const void *p, size_t len)
 {
     if (begin_item(w)) {
         put_head(w, enc, len);

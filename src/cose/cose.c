@@ -9,10 +9,10 @@
 #include "tam/cose.h"
 #include "tam/err.h"
 
-#define HDR_ALG 1
-#define HDR_CRIT 2
+#define HDR_ALG          1
+#define HDR_CRIT         2
 #define HDR_CONTENT_TYPE 3
-#define HDR_KID 4
+#define HDR_KID          4
 
 /* COSE messages we accept are small; SUIT auth blocks and TEEP Updates stay well below. */
 static const struct tam_cbor_limits cose_limits = {
@@ -44,8 +44,8 @@ static int check_crit(const struct tam_cbor_item *crit, const struct tam_cbor_it
     const struct tam_cbor_item *l = tam_cbor_first(crit);
     for (uint32_t i = 0; i < crit->count; i++, l = tam_cbor_next(l)) {
         int64_t label;
-        if (!tam_cbor_get_int(l, &label) || (label != HDR_ALG && label != HDR_CONTENT_TYPE &&
-                                             label != HDR_KID)) {
+        if (!tam_cbor_get_int(l, &label) ||
+            (label != HDR_ALG && label != HDR_CONTENT_TYPE && label != HDR_KID)) {
             return fail(why, "crit lists a header label we do not understand", TAM_ECOSE_CRIT);
         }
         if (tam_cbor_map_get_int(prot, label) == NULL) {
@@ -140,8 +140,7 @@ static int parse_headers(const struct tam_cbor_item *prot_bstr, const struct tam
     return err;
 }
 
-static int parse_payload(const struct tam_cbor_item *p, struct tam_cose_msg *msg,
-                         const char **why)
+static int parse_payload(const struct tam_cbor_item *p, struct tam_cose_msg *msg, const char **why)
 {
     if (tam_cbor_is_null(p)) {
         msg->detached = true;
@@ -182,8 +181,7 @@ static int parse_signers(const struct tam_cbor_item *sigs, struct tam_cose_msg *
     return TAM_OK;
 }
 
-static int parse_body(const struct tam_cbor_item *root, struct tam_cose_msg *msg,
-                      const char **why)
+static int parse_body(const struct tam_cbor_item *root, struct tam_cose_msg *msg, const char **why)
 {
     if (root->type != TAM_CBOR_ARRAY || root->count != 4) {
         return fail(why, "COSE message must be an array of 4", TAM_ECOSE);

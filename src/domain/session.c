@@ -23,8 +23,8 @@ enum {
 
 int tam_sess_encode(const struct tam_sess *s, struct tam_buf *out)
 {
-    unsigned pairs = 7 + (s->challenge_len > 0) + s->has_device + (s->alg != 0) +
-                     (s->n_manifests > 0);
+    unsigned pairs =
+        7 + (s->challenge_len > 0) + s->has_device + (s->alg != 0) + (s->n_manifests > 0);
     struct tam_cbor_writer w;
     tam_cbor_writer_init(&w, out);
     tam_cbor_open_map(&w, pairs);
@@ -275,8 +275,8 @@ static int check_query_response(const struct tam_sess *s, const struct tam_teep_
     return TAM_OK;
 }
 
-int tam_sess_check_answer(const struct tam_sess *s, const struct tam_teep_msg *msg,
-                          uint64_t now_ms, const char **why)
+int tam_sess_check_answer(const struct tam_sess *s, const struct tam_teep_msg *msg, uint64_t now_ms,
+                          const char **why)
 {
     if (now_ms >= s->expires_ms) {
         return fail(why, "token expired", TAM_EEXPIRED);
@@ -289,7 +289,8 @@ int tam_sess_check_answer(const struct tam_sess *s, const struct tam_teep_msg *m
     }
     if (s->kind == TAM_SESS_QUERY) {
         if (msg->type != TAM_TEEP_QUERY_RESPONSE) {
-            return fail(why, "a QueryRequest is answered by QueryResponse or Error", TAM_ETEEP_TYPE);
+            return fail(why, "a QueryRequest is answered by QueryResponse or Error",
+                        TAM_ETEEP_TYPE);
         }
         return check_query_response(s, msg, why);
     }

@@ -35,8 +35,8 @@ static json_t *suite(const struct tam_teep_suite *s)
 {
     json_t *a = json_array();
     for (uint32_t i = 0; i < s->n_ops; i++) {
-        json_array_append_new(a, json_pack("[II]", (json_int_t)s->ops[i].cose_type,
-                                           (json_int_t)s->ops[i].alg));
+        json_array_append_new(
+            a, json_pack("[II]", (json_int_t)s->ops[i].cose_type, (json_int_t)s->ops[i].alg));
     }
     return a;
 }
@@ -92,7 +92,8 @@ static json_t *tc_list(const struct tam_teep_msg *m)
                                 tamctl_hex(tc->image_digest.ptr, tc->image_digest.len));
         }
         if (tc->has_seq) {
-            json_object_set_new(o, "tc-manifest-sequence-number", json_integer((json_int_t)tc->seq));
+            json_object_set_new(o, "tc-manifest-sequence-number",
+                                json_integer((json_int_t)tc->seq));
         }
         json_array_append_new(a, o);
     }
@@ -150,8 +151,8 @@ static void lists(json_t *o, const struct tam_teep_msg *m)
     if (m->has_manifest_list) {
         json_t *a = json_array();
         for (uint32_t i = 0; i < m->n_manifest_list; i++) {
-            json_array_append_new(a, json_pack("{s:I}", "bytes",
-                                               (json_int_t)m->manifest_list[i].len));
+            json_array_append_new(a,
+                                  json_pack("{s:I}", "bytes", (json_int_t)m->manifest_list[i].len));
         }
         json_object_set_new(o, "manifest-list", a);
     }
@@ -185,8 +186,9 @@ static void scalars(json_t *o, const struct tam_teep_msg *m)
         json_object_set_new(o, "err-lang", text(m->err_lang));
     }
     if (m->has_err_code) {
-        json_object_set_new(o, "err-code", json_pack("{s:I,s:s}", "code", (json_int_t)m->err_code,
-                                                     "name", tam_teep_err_name(m->err_code)));
+        json_object_set_new(o, "err-code",
+                            json_pack("{s:I,s:s}", "code", (json_int_t)m->err_code, "name",
+                                      tam_teep_err_name(m->err_code)));
     }
 }
 

@@ -25,10 +25,10 @@ static json_t *params_json(const struct tam_suit_params *p)
         json_object_set_new(o, "class-id", tamctl_hex(p->class_id.ptr, p->class_id.len));
     }
     if (p->has_image_digest) {
-        json_object_set_new(o, "image-digest",
-                            json_pack("{s:I,s:o}", "alg", (json_int_t)p->image_digest.alg, "bytes",
-                                      tamctl_hex(p->image_digest.bytes.ptr,
-                                                 p->image_digest.bytes.len)));
+        json_object_set_new(
+            o, "image-digest",
+            json_pack("{s:I,s:o}", "alg", (json_int_t)p->image_digest.alg, "bytes",
+                      tamctl_hex(p->image_digest.bytes.ptr, p->image_digest.bytes.len)));
     }
     if (p->has_image_size) {
         json_object_set_new(o, "image-size", json_integer((json_int_t)p->image_size));
@@ -56,9 +56,9 @@ static json_t *members_json(const struct tam_suit_envelope *e)
     json_t *a = json_array();
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         if (all[i].m->present) {
-            json_array_append_new(a, json_pack("{s:s,s:b,s:b}", "name", all[i].name, "severed",
-                                               all[i].m->severed, "available",
-                                               all[i].m->available));
+            json_array_append_new(a,
+                                  json_pack("{s:s,s:b,s:b}", "name", all[i].name, "severed",
+                                            all[i].m->severed, "available", all[i].m->available));
         }
     }
     return a;
@@ -75,23 +75,21 @@ static json_t *envelope_json(const struct tam_suit_envelope *e)
     json_t *payloads = json_array();
     for (unsigned i = 0; i < e->nintegrated; i++) {
         const struct tam_suit_integrated *p = &e->integrated[i];
-        json_array_append_new(payloads,
-                              json_pack("{s:s%,s:I,s:b}", "key", (const char *)p->key.ptr,
-                                        p->key.len, "bytes", (json_int_t)p->data.len,
-                                        "dependency", p->is_dependency));
+        json_array_append_new(payloads, json_pack("{s:s%,s:I,s:b}", "key", (const char *)p->key.ptr,
+                                                  p->key.len, "bytes", (json_int_t)p->data.len,
+                                                  "dependency", p->is_dependency));
     }
     json_t *o = json_pack("{s:b,s:I,s:o,s:I,s:I,s:o,s:o,s:o,s:o}", "tagged", e->tagged, "bytes",
                           (json_int_t)e->raw.len, "manifest-digest", tamctl_hex(digest, 32),
                           "digest-alg", (json_int_t)e->digest.alg, "sequence-number",
-                          (json_int_t)e->sequence, "components", components, "payloads",
-                          payloads, "members", members_json(e), "first-component",
-                          params_json(&e->first));
+                          (json_int_t)e->sequence, "components", components, "payloads", payloads,
+                          "members", members_json(e), "first-component", params_json(&e->first));
     if (e->has_manifest_component_id) {
         json_object_set_new(o, "manifest-component-id", component_id(&e->manifest_component_id));
     }
     if (e->has_reference_uri) {
-        json_object_set_new(o, "reference-uri", json_stringn((const char *)e->reference_uri.ptr,
-                                                             e->reference_uri.len));
+        json_object_set_new(o, "reference-uri",
+                            json_stringn((const char *)e->reference_uri.ptr, e->reference_uri.len));
     }
     json_object_set_new(o, "auth-blocks", json_integer(e->nauth));
     json_object_set_new(o, "dependencies", json_integer(e->ndeps));

@@ -39,7 +39,7 @@ static void die(const char *what, int err)
 }
 
 struct fixture {
-    struct tam_key *key;      /* private: signs */
+    struct tam_key *key; /* private: signs */
     int alg;
     struct tam_buf signed_qresp;
     struct tam_buf tbs;       /* ToBeSigned of signed_qresp */

@@ -124,8 +124,7 @@ Test(cbor, every_vector_decodes_and_reencodes)
         struct tam_cbor_doc doc;
         tam_cbor_doc_init(&doc);
         const char *why = NULL;
-        cr_assert_eq(tam_cbor_decode(b, len, NULL, &doc, &why), TAM_OK, "%s: %s", e->d_name,
-                     why);
+        cr_assert_eq(tam_cbor_decode(b, len, NULL, &doc, &why), TAM_OK, "%s: %s", e->d_name, why);
         const struct tam_cbor_item *root = tam_cbor_root(&doc);
         cr_assert_eq(root->raw, b);
         cr_assert_eq(root->raw_len, len);
@@ -196,7 +195,7 @@ Test(cbor, one_byte_tags_6_to_20_are_accepted)
     cr_assert_eq(tam_cbor_untag(r)->type, TAM_CBOR_ARRAY);
     cr_assert_eq(decode_hex("c640", &doc, NULL), TAM_OK);
     cr_assert_eq(decode_hex("d4f6", &doc, NULL), TAM_OK);
-    cr_assert_eq(decode_hex("d86b a0", &doc, NULL), TAM_OK); /* tag 107, two-byte head */
+    cr_assert_eq(decode_hex("d86b a0", &doc, NULL), TAM_OK);  /* tag 107, two-byte head */
     cr_assert_eq(decode_hex("d2d2d201", &doc, NULL), TAM_OK); /* nested tags */
     cr_assert_eq(tam_cbor_untag(tam_cbor_root(&doc))->val, 1);
     tam_cbor_doc_finish(&doc);

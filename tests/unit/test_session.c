@@ -171,8 +171,8 @@ Test(session, answers_accepted_and_dropped)
 
 Test(job, job_and_result_round_trip)
 {
-    struct tam_job j = {.kind = TAM_JOB_QUERY_RESPONSE, .received_ms = 12345, .verified = true,
-                        .has_device = true};
+    struct tam_job j = {
+        .kind = TAM_JOB_QUERY_RESPONSE, .received_ms = 12345, .verified = true, .has_device = true};
     memset(j.id, 9, TAM_JOB_ID_LEN);
     memset(j.device_kid, 3, TAM_KID_LEN);
     memcpy(j.tenant, "demo", 5);

@@ -111,9 +111,12 @@ Test(tamctl, cose_verify)
     tamctl(&r, "cose verify --key tam_p256.pub.pem derived_sign1_esp256_teep26_query_request.hex");
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_not_null(strstr(r.out, "\"valid\": true"));
-    tamctl(&r, "cose verify --key tam_ed25519.pub.pem derived_sign_esp256_ed25519_teep_query_request.hex");
+    tamctl(
+        &r,
+        "cose verify --key tam_ed25519.pub.pem derived_sign_esp256_ed25519_teep_query_request.hex");
     cr_assert_eq(r.status, 0, "%s", r.err);
-    tamctl(&r, "cose verify --key agent_p256.pub.pem derived_sign1_esp256_teep26_query_request.hex");
+    tamctl(&r,
+           "cose verify --key agent_p256.pub.pem derived_sign1_esp256_teep26_query_request.hex");
     cr_assert_eq(r.status, 1);
     cr_assert_not_null(strstr(r.out, "\"valid\": false"));
     cr_assert_not_null(strstr(r.err, "does not verify"));
@@ -128,7 +131,8 @@ Test(tamctl, suit_inspect)
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_not_null(strstr(r.out, "\"signature\": \"valid\""));
     cr_assert_not_null(strstr(r.out, "\"sequence-number\": 3"));
-    cr_assert_not_null(strstr(r.out, "https://example.org/8d82573a-926d-4754-9353-32dc29997f74.ta"));
+    cr_assert_not_null(
+        strstr(r.out, "https://example.org/8d82573a-926d-4754-9353-32dc29997f74.ta"));
     cr_assert_not_null(strstr(r.out, "73756974"), "manifest-component-id ends in 'suit'");
     tamctl(&r, "suit inspect suit_manifest_example2.hex");
     cr_assert_eq(r.status, 0, "%s", r.err);

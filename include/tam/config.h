@@ -129,6 +129,10 @@ struct tam_config_paths {
  *   session-ttl = duration                 (default 5m, 1s..1d)
  *   update-ttl = duration                  (default 6h, 1s..30d)
  *   max-pending-per-device = u32           (default 4, 1..1024)
+ *   manifest-key = PEM path                (tam-worker only, at most 1: the tenant's SUIT
+ *                                           manifest signing key for TAM-built manifests)
+ *   verifier-key = PEM path                (tam-worker only, repeatable, at most 64: trusted
+ *                                           Verifier keys for Attestation Results, passport)
  */
 struct tam_config_tenant {
     char id[TAM_CONFIG_TENANT_ID_MAX + 1];
@@ -145,6 +149,9 @@ struct tam_config_tenant {
     uint64_t session_ttl_ms;
     uint64_t update_ttl_ms;
     uint32_t max_pending_per_device;
+    /* Worker-only keys (added for tam-worker, issue #4). */
+    struct tam_config_paths manifest_keys; /* at most 1 */
+    struct tam_config_paths verifier_keys;
 };
 
 /*

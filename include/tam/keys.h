@@ -24,6 +24,26 @@
  *   tam:t:{<tenant>}:components      hash "<component-id hex>/<sequence>" -> component record
  *   tam:t:{<tenant>}:catalog_version counter, INCR on every catalogue or policy change
  *   tam:t:{<tenant>}:policy          the policy document (JSON, the admin API's format)
+ *
+ * Tenant records, tokens and events (added for the admin API, issue #5; codecs: tstore.h,
+ * sealing: seal.h):
+ *   tam:t:{<tenant>}:cfg             HASH configuration: numbering, attestation, enrollment,
+ *                                    legacy_alg_ids, sign1_only, max_devices, rps_per_device,
+ *                                    session_ttl_s, update_ttl_s, max_pending_per_device,
+ *                                    max_kidless_tries, challenge_len, created, rev
+ *   tam:t:{<tenant>}:keys            HASH "p256" / "ed25519": TAM TEEP private key sealed under
+ *                                    the KEK; "manifest:p256" / "manifest:ed25519": SUIT
+ *                                    manifest key sealed to the workers; "<slot>:pub": SPKI PEM
+ *   tam:t:{<tenant>}:anchors:<kind>  HASH kid hex -> SPKI PEM; kind tc-signer|attester|verifier
+ *   tam:t:{<tenant>}:tokens          HASH SHA-256(tenant token) hex -> created (unix ms)
+ *   tam:{ops}:operator               HASH SHA-256(operator token) hex -> created (unix ms)
+ *   tam:{ops}:tokens                 HASH token selector (16 hex digits of SHA-256(token)) ->
+ *                                    "op <sha256 hex>" | "t:<tenant> <sha256 hex>"
+ *   tam:{events} messages            "tenant <id>" (configuration, keys, anchors, tokens,
+ *                                    creation, deletion), "catalog <id> <catalog_version>"
+ *                                    (components, policy), "device <id> <kid hex>"
+ *   The device keys (tam:d:{<tenant>:<kid>}...) of a tenant's devices set and every
+ *   tam:t:{<tenant>}:* key go when the tenant is deleted (cfg last).
  */
 #ifndef TAM_KEYS_H
 #define TAM_KEYS_H

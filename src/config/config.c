@@ -136,6 +136,10 @@ const struct tam_cfg_opt tam_config__tenant_options[] = {
      .help = "validity of an Update token"},
     {"max-pending-per-device", TAM_CFG_U32, TFIELD(max_pending_per_device), T | W, 1, 1024, 4,
      .help = "outstanding tokens per device"},
+    {"manifest-key", TAM_CFG_PATHS, TFIELD(manifest_keys), W, 0, 1,
+     .help = "SUIT manifest signing key (PEM, private) for TAM-built manifests"},
+    {"verifier-key", TAM_CFG_PATHS, TFIELD(verifier_keys), W, 0, TAM_CONFIG_MAX_KEYS,
+     .help = "trusted Verifier public key (PEM) for Attestation Results (passport model)"},
 };
 const size_t tam_config__n_tenant_options = TAM_ARRAY_LEN(tam_config__tenant_options);
 /* clang-format on */

@@ -1,0 +1,154 @@
+/* Synchronous hiredis helpers: single commands, formatted batches, clocks. */
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+
+#include "tam/err.h"
+#include "tam/log.h"
+#include "worker.h"
+
+static void note_io_error(struct worker *w, redisContext *c)
+{
+    w->n.redis_errors++;
+    tam_log(TAM_LOG_WARN, "event=redis_error worker=%s err=%d msg=\"%.80s\"", w->id, c->err,
+            c->errstr);
+}
+
+redisReply *wk_cmd(struct worker *w, redisContext *c, const char *fmt, ...)
+{
+    if (c == NULL || c->err != 0) {
+        return NULL;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (r == NULL) {
+        note_io_error(w, c);
+    }
+    return r;
+}
+
+redisReply *wk_cmd_argv(struct worker *w, redisContext *c, int argc, const char **argv,
+                        const size_t *lens)
+{
+    if (c == NULL || c->err != 0) {
+        return NULL;
+    }
+    redisReply *r = redisCommandArgv(c, argc, argv, lens);
+    if (r == NULL) {
+        note_io_error(w, c);
+    }
+    return r;
+}
+
+bool wk_reply_ok(const redisReply *r)
+{
+    return r != NULL && r->type != REDIS_REPLY_ERROR;
+}
+
+bool wk_reply_bytes(const redisReply *r, struct tam_bytes *out)
+{
+    if (r == NULL || r->type != REDIS_REPLY_STRING) {
+        return false;
+    }
+    *out = tam_bytes_of(r->str, r->len);
+    return true;
+}
+
+void wk_batch_init(struct wk_batch *b)
+{
+    memset(b, 0, sizeof(*b));
+}
+
+void wk_batch_finish(struct wk_batch *b)
+{
+    for (uint32_t i = 0; i < b->n; i++) {
+        redisFreeCommand(b->cmd[i]);
+    }
+    memset(b, 0, sizeof(*b));
+}
+
+static void batch_push(struct wk_batch *b, char *cmd, int len)
+{
+    if (len < 0 || cmd == NULL) {
+        b->overflow = true;
+        return;
+    }
+    if (b->n >= WK_BATCH_MAX) {
+        redisFreeCommand(cmd);
+        b->overflow = true;
+        return;
+    }
+    b->cmd[b->n] = cmd;
+    b->len[b->n++] = len;
+}
+
+void wk_batch_add(struct wk_batch *b, int argc, const char **argv, const size_t *lens)
+{
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    batch_push(b, cmd, len);
+}
+
+void wk_batch_addf(struct wk_batch *b, const char *fmt, ...)
+{
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    batch_push(b, cmd, len);
+}
+
+int wk_batch_exec(struct worker *w, struct wk_batch *b, redisReply **replies)
+{
+    redisContext *c = w->cmd;
+    memset(replies, 0, sizeof(*replies) * b->n);
+    if (b->overflow) {
+        return TAM_ENOMEM;
+    }
+    if (c == NULL || c->err != 0) {
+        return TAM_EUNAVAIL;
+    }
+    for (uint32_t i = 0; i < b->n; i++) {
+        if (redisAppendFormattedCommand(c, b->cmd[i], (size_t)b->len[i]) != REDIS_OK) {
+            note_io_error(w, c);
+            return TAM_EUNAVAIL;
+        }
+    }
+    for (uint32_t i = 0; i < b->n; i++) {
+        void *r = NULL;
+        if (redisGetReply(c, &r) != REDIS_OK) {
+            note_io_error(w, c);
+            wk_replies_free(replies, i);
+            return TAM_EUNAVAIL;
+        }
+        replies[i] = r;
+    }
+    return TAM_OK;
+}
+
+void wk_replies_free(redisReply **replies, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (replies[i] != NULL) {
+            freeReplyObject(replies[i]);
+            replies[i] = NULL;
+        }
+    }
+}
+
+uint64_t wk_now_ms(void)
+{
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t wk_mono_us(void)
+{
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}

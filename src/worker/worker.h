@@ -1,0 +1,295 @@
+/*
+ * tam-worker internals, shared by the files of src/worker. Not a public header.
+ *
+ * A worker is one blocking loop over two synchronous hiredis connections: `blk` is parked in
+ * XREADGROUP BLOCK (DEPS.md 5: a blocked read stalls every command behind it), `cmd` carries
+ * everything else. A job's Redis work is batched into three round trips: a prefetch pipeline
+ * (done key, catalogue version, device record, sent plan), a commit pipeline (state writes
+ * followed by SET done NX) and a reply pipeline (XADD result, XACK, XDEL).
+ */
+#ifndef TAM_WORKER_WORKER_H
+#define TAM_WORKER_WORKER_H
+
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tam/arena.h"
+#include "tam/buf.h"
+#include "tam/config.h"
+#include "tam/cose.h"
+#include "tam/crypto.h"
+#include "tam/eat.h"
+#include "tam/job.h"
+#include "tam/keys.h"
+#include "tam/plan.h"
+#include "tam/session.h"
+#include "tam/store.h"
+#include "tam/tenant.h"
+
+#define WK_DONE_TTL_S     86400  /* result kept for re-runs; also the applied-marker TTL */
+#define WK_RESULTS_MAXLEN 10000  /* MAXLEN ~ of a gateway's result stream */
+#define WK_DEAD_MAXLEN    100000 /* MAXLEN ~ of the dead-letter stream */
+#define WK_HISTORY_KEEP   TAM_STORE_HISTORY_MAX
+#define WK_BLOCK_MS       1000 /* XREADGROUP BLOCK: also the SIGTERM reaction time */
+#define WK_BODY_MAX       (64u << 20)
+#define WK_BATCH_MAX      64 /* commands of one pipeline (a job commit, a chunk reply) */
+#define WK_CLOCK_SKEW_S   60 /* EAT iat/nbf/exp tolerance */
+#define WK_CHUNK          16 /* jobs processed (and pipelined) together */
+
+/* Counters, printed on SIGUSR1 and at exit. */
+struct wk_counters {
+    uint64_t jobs;            /* entries taken (read or claimed) */
+    uint64_t done;            /* jobs answered and acknowledged */
+    uint64_t failed;          /* attempts that left the job pending (retried later) */
+    uint64_t dead;            /* jobs moved to the dead-letter stream */
+    uint64_t claimed;         /* entries taken over with XAUTOCLAIM */
+    uint64_t duplicates;      /* jobs answered from the done key (re-runs) */
+    uint64_t lost_races;      /* another worker finished the same token first */
+    uint64_t dropped;         /* invalid TEEP messages dropped (204) */
+    uint64_t updates;         /* signed Updates with manifests or unlinks */
+    uint64_t error_updates;   /* Updates carrying err-code */
+    uint64_t nothing;         /* nothing to do (204) */
+    uint64_t query_requests;  /* new QueryRequests after an agent Error */
+    uint64_t attest_ok;       /* attestations accepted */
+    uint64_t attest_failed;   /* attestations refused */
+    uint64_t keys_learned;    /* agent keys learned from an EAT cnf */
+    uint64_t reports;         /* Success / Error answers recorded */
+    uint64_t reports_dropped; /* SUIT report nonce or digest mismatch */
+    uint64_t manifests_built; /* TAM-built manifests signed */
+    uint64_t catalog_loads;   /* catalogue (re)loads */
+    uint64_t redis_errors;    /* connection or reply errors */
+};
+
+/* One catalogue entry: the record bytes (owned) and their decoding. */
+struct wk_entry {
+    uint8_t *record;
+    size_t record_len;
+    struct tam_store_component c; /* spans into record */
+    char *field;                  /* the components hash field (owned) */
+};
+
+/* A tenant's catalogue and policy, cached per tam:t:{tenant}:catalog_version. */
+struct wk_catalog {
+    bool loaded;
+    long long version;
+    uint32_t n_entries;
+    struct wk_entry *entries;            /* owned */
+    uint32_t n_manifests;                /* ready entries */
+    struct tam_plan_manifest *manifests; /* owned; user = the wk_entry */
+    struct tam_arena arena;              /* the parsed policy */
+    struct tam_store_policy policy;
+};
+
+struct wk_keys {
+    struct tam_key **v; /* owned */
+    size_t n;
+};
+
+struct wk_tenant {
+    struct tam_tenant *t; /* TEEP message keys and settings (owned reference) */
+    struct wk_keys attester;
+    struct wk_keys verifier;
+    struct wk_keys signer; /* tc-signer keys, plus the manifest key's public half */
+    struct wk_keys device; /* registered in the config file */
+    struct tam_key *manifest_key;
+    struct wk_catalog cat;
+};
+
+struct worker {
+    const struct tam_config *cfg;
+    char id[TAM_CONFIG_WORKER_ID_MAX + 1];
+    char redis_addr[TAM_CONFIG_STR_MAX + 16];
+    redisContext *cmd; /* commands */
+    redisContext *blk; /* XREADGROUP BLOCK only */
+    struct wk_tenant *tenants;
+    uint32_t n_tenants;
+    struct wk_counters n;
+    uint64_t next_claim_ms;
+    volatile sig_atomic_t *stop;
+    volatile sig_atomic_t *dump;
+};
+
+/* What the prefetch pipeline read for a job (reply objects owned here). */
+struct wk_prefetch {
+    redisReply *done;    /* tam:{jobs}:done:<token>: nil or the result */
+    redisReply *version; /* catalog_version: nil or a number */
+    redisReply *device;  /* HMGET labels installed status type pub */
+    redisReply *sent;    /* REPORT: tam:s:{token}:plan */
+};
+
+/* Commands queued for the commit pipeline (formatted RESP, owned). */
+struct wk_batch {
+    uint32_t n;
+    char *cmd[WK_BATCH_MAX];
+    int len[WK_BATCH_MAX];
+    bool overflow;
+};
+
+/* One job in progress. */
+struct wk_job {
+    struct worker *w;
+    struct tam_job job;
+    struct tam_sess sess;
+    struct wk_tenant *tenant; /* NULL: unknown tenant */
+    struct tam_arena arena;
+    uint64_t now_ms;
+    struct wk_prefetch pre;
+    /* The device, once the message's sender is known. */
+    bool has_kid;
+    uint8_t kid[TAM_KID_LEN];
+    struct tam_key *learned; /* a key from the EAT cnf or the device record (owned) */
+    bool learning;           /* the device is unknown: its key comes from the EAT cnf */
+    const struct tam_key *sender_key; /* the key that verified the message, when known */
+    /* The result. */
+    uint16_t status;
+    struct tam_buf body;
+    const char *outcome;
+    const char *reason; /* static text for the job's log line (never peer data) */
+    /* State writes, and their undo when another worker wins the done key. */
+    struct wk_batch commit;
+    struct wk_batch undo;
+    int pending_idx;   /* index of the pending script in commit, or -1 */
+    bool needs_commit; /* a fresh result: its state writes and done key go out */
+};
+
+/* ---- rcmd.c: synchronous hiredis helpers ---- */
+
+/* One command; NULL on a connection error (logged, counted). Free with freeReplyObject. */
+redisReply *wk_cmd(struct worker *w, redisContext *c, const char *fmt, ...);
+redisReply *wk_cmd_argv(struct worker *w, redisContext *c, int argc, const char **argv,
+                        const size_t *lens);
+bool wk_reply_ok(const redisReply *r);
+bool wk_reply_bytes(const redisReply *r, struct tam_bytes *out); /* STRING (bulk) */
+void wk_batch_init(struct wk_batch *b);
+void wk_batch_finish(struct wk_batch *b);
+void wk_batch_add(struct wk_batch *b, int argc, const char **argv, const size_t *lens);
+void wk_batch_addf(struct wk_batch *b, const char *fmt, ...);
+/*
+ * Sends the batch (plus `extra` more appended commands when extra_fmt is non-NULL) in one
+ * pipeline and reads every reply; replies[i] (n + extra entries) are owned by the caller, or
+ * NULL on a connection error (then TAM_EUNAVAIL). An error reply is not a failure here.
+ */
+int wk_batch_exec(struct worker *w, struct wk_batch *b, redisReply **replies);
+void wk_replies_free(redisReply **replies, uint32_t n);
+uint64_t wk_now_ms(void);  /* wall clock, unix ms */
+uint64_t wk_mono_us(void); /* monotonic, microseconds */
+
+/* ---- tenants.c ---- */
+
+int wk_tenants_load(struct worker *w);
+void wk_tenants_free(struct worker *w);
+struct wk_tenant *wk_tenant_find(struct worker *w, const char *id);
+/* A registered key from the config file by kid, or NULL. */
+const struct tam_key *wk_tenant_device_key(const struct wk_tenant *t, const uint8_t *kid);
+
+/* ---- catalog.c ---- */
+
+/*
+ * The tenant's catalogue and policy for the version in j->pre.version, (re)loaded when the
+ * cache is older. TAM-built manifests are built, signed and written back here. TAM_OK or a
+ * Redis error (the job is then retried).
+ */
+int wk_catalog_get(struct wk_job *j, struct wk_catalog **out);
+void wk_catalog_free(struct wk_catalog *cat);
+
+/* ---- devstore.c ---- */
+
+/* The device's fields from an HMGET labels installed status type pub reply (borrowed). */
+struct wk_device {
+    bool exists;
+    struct tam_bytes labels;
+    struct tam_bytes installed;
+    struct tam_bytes status;
+    struct tam_bytes type;
+    struct tam_bytes pub;
+};
+
+void wk_device_from_reply(const redisReply *r, struct wk_device *d);
+/* Appends HMGET <device> labels installed status type pub to a raw pipeline (the context). */
+int wk_device_append_get(redisContext *c, const char *tenant, const uint8_t *kid);
+/* Reads the device now (for a kid learned during the job); fills j->pre.device. */
+int wk_device_fetch(struct wk_job *j);
+/* The key of a device in Redis (type + pub), or NULL. *owned receives it. */
+int wk_device_key(struct wk_job *j, const struct wk_device *d, struct tam_key **owned);
+/* Queues the device refresh after a QueryResponse (attested or not) on j->commit. */
+void wk_device_refresh(struct wk_job *j, const struct tam_eat_claims *claims, bool attested);
+void wk_device_reject(struct wk_job *j);
+void wk_device_history(struct wk_job *j, const struct tam_store_history *h);
+/*
+ * Applies a REPORT at most once per token (Lua, in the device's slot): the applied marker,
+ * the installed list when it still equals old (compare-and-set), last_seen, history, and
+ * ZREM of the token from pending. Returns 1 applied, 0 already applied, -1 installed list
+ * changed meanwhile (recompute and retry), or a negative TAM error.
+ */
+int wk_device_apply(struct wk_job *j, const struct tam_bytes *old, const struct tam_buf *updated,
+                    bool change, const struct tam_store_history *h);
+/*
+ * Queues a session record on j->commit (+ its undo). With sent (an UPDATE) also its sent plan
+ * and the pending entry, trimmed to the tenant's cap (j->pending_idx is set).
+ */
+void wk_session_store(struct wk_job *j, const struct tam_sess *s, const struct tam_buf *sent,
+                      uint64_t ttl_ms);
+/* After the commit: deletes the sessions of tokens the pending script dropped over the cap. */
+int wk_pending_dropped(struct wk_job *j, const redisReply *r);
+
+/* ---- attest.c ---- */
+
+struct wk_attest {
+    bool checked;            /* an EAT was verified (signature) */
+    bool passport;           /* verified with a Verifier key: an Attestation Result */
+    struct tam_eat_claims c; /* spans into the job's message */
+};
+
+/*
+ * Verifies the attestation-payload's signature (attester keys, then verifier keys) into *a.
+ * TAM_OK, TAM_ESIG / TAM_EEAT / ... with *why.
+ */
+int wk_attest_verify(struct wk_job *j, const struct tam_teep_msg *m, struct wk_attest *a,
+                     const char **why);
+/* Profile, binding (nonce, cnf == j->kid), freshness and the tenant's claim policy. */
+int wk_attest_check(struct wk_job *j, const struct wk_attest *a, const struct tam_eat_policy *pol,
+                    const char **why);
+/* Imports the cnf COSE_Key of a verified EAT (the key to learn). */
+int wk_attest_cnf_key(const struct tam_eat_claims *c, struct tam_key **out, const char **why);
+
+/* ---- job_query.c / job_report.c ---- */
+
+/*
+ * Each returns TAM_OK with j->status / j->body / j->outcome set and j->commit queued, or a
+ * negative error when the job must be retried (Redis unavailable, out of memory).
+ */
+int wk_query_run(struct wk_job *j);
+int wk_report_run(struct wk_job *j);
+/* Helpers shared by both. */
+void wk_job_drop(struct wk_job *j, const char *reason);
+int wk_job_verify_sender(struct wk_job *j, const struct tam_cose_msg *cose);
+int wk_job_agent_alg(const struct wk_job *j, const struct tam_cose_msg *cose);
+
+/* ---- job.c ---- */
+
+/* One stream entry of a batch. */
+struct wk_item {
+    char id[48];           /* stream entry id */
+    struct tam_bytes raw;  /* its `job` field (borrowed from the XREADGROUP reply) */
+    int rc;                /* out: see wk_jobs_process */
+    struct tam_buf result; /* out: the encoded tam_job_result (caller finishes) */
+    char reply_to[TAM_JOB_REPLY_MAX + 1]; /* out: where to send it; "" = nowhere */
+};
+
+/*
+ * Runs a batch of jobs with three round trips for all of them (prefetch, handlers, commit).
+ * Per item: rc TAM_OK: result and reply_to are set, the entry may be acknowledged;
+ * TAM_EINVAL: the job cannot be decoded (it stays pending and reaches the dead-letter
+ * stream after job-attempts deliveries); other errors: retry later. The caller initialises
+ * id and raw, and finishes every result buffer.
+ */
+void wk_jobs_process(struct worker *w, struct wk_item *items, size_t n);
+
+/* ---- queue.c ---- */
+
+int wk_queue_run(struct worker *w);
+void wk_counters_log(const struct worker *w);
+
+#endif

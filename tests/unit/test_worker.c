@@ -1,0 +1,1343 @@
+/*
+ * tam-worker end to end: a real redis-server (redis_fixture), real tam-worker processes, jobs
+ * built exactly as a gateway builds them (job.h, session.h; QueryResponses signed with the
+ * agent key of the vectors, EATs from tam_eat_build), results read from the reply stream.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "redis_fixture.h"
+#include "tam/alloc.h"
+#include "tam/arena.h"
+#include "tam/cose.h"
+#include "tam/eat.h"
+#include "tam/err.h"
+#include "tam/hex.h"
+#include "tam/job.h"
+#include "tam/keys.h"
+#include "tam/session.h"
+#include "tam/store.h"
+#include "tam/suit.h"
+#include "tam/teep.h"
+#include "testutil.h"
+
+#define REPLY      "tam:{gw:test}:results"
+#define MAXW       4
+#define MAXJOBS    512
+#define ACME       "acme"
+#define OPEN       "open"
+#define WAIT_MS    15000
+
+/* The uri-scenario component of the vectors (teep_suit_uri.hex). */
+#define SEG_DEVICE "544545502d446576696365"
+#define SEG_FS     "5365637572654653"
+#define SEG_UUID   "8d82573a926d4754935332dc29997f74"
+#define SEG_TA     "7461"
+#define URI_ID_JSON "[\"" SEG_DEVICE "\",\"" SEG_FS "\",\"" SEG_UUID "\",\"" SEG_TA "\"]"
+
+struct fx {
+    struct tu_redis rs;
+    char dir[128];
+    char conf[192];
+    char exe[PATH_MAX];
+    struct tam_key *tam_p256, *tam_ed, *agent, *attester, *verifier, *manifest, *rogue;
+    struct tam_tenant *acme, *open;
+    pid_t pid[MAXW];
+    char log[MAXW][192];
+    struct tam_buf uri_env; /* teep_suit_uri.hex */
+};
+
+static struct fx F;
+
+/* Job buffers built by a test, released at teardown. */
+static struct tam_buf g_bufs[2 * 512 + 64]; /* copies: the owners may be on a stack */
+static size_t g_nbufs;
+
+/* ---- process and file helpers ---- */
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "%s", path);
+    cr_assert_eq(fwrite(data, 1, len, f), len);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static struct tam_key *load_vector_key(const char *name)
+{
+    size_t len = 0;
+    char *pem = tu_load_text(name, &len);
+    struct tam_key *k = NULL;
+    cr_assert_eq(tam_key_from_pem(pem, len, &k), TAM_OK, "%s", name);
+    tam_free(pem);
+    return k;
+}
+
+static struct tam_key *new_key(const char *file, enum tam_key_type type)
+{
+    struct tam_key *k = NULL;
+    cr_assert_eq(tam_key_generate(type, &k), TAM_OK);
+    struct tam_buf pem;
+    tam_buf_init(&pem, 8192);
+    cr_assert_eq(tam_key_private_pem(k, &pem), TAM_OK);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", F.dir, file);
+    write_file(path, pem.data, pem.len);
+    tam_buf_finish(&pem);
+    return k;
+}
+
+static void find_exe(void)
+{
+    const char *root = getenv("TAM_BUILD_ROOT");
+    if (root != NULL) {
+        snprintf(F.exe, sizeof(F.exe), "%s/src/worker/tam-worker", root);
+        return;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    cr_assert_gt(n, 0);
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    *slash = '\0';
+    int n2 = snprintf(F.exe, sizeof(F.exe), "%s/../../src/worker/tam-worker", self);
+    cr_assert(n2 > 0 && (size_t)n2 < sizeof(F.exe));
+}
+
+static void write_config(const char *extra)
+{
+    char vec[4][256];
+    snprintf(vec[0], sizeof(vec[0]), "%s", tu_vector_path("tam_p256.priv.pem"));
+    snprintf(vec[1], sizeof(vec[1]), "%s", tu_vector_path("tam_ed25519.priv.pem"));
+    snprintf(vec[2], sizeof(vec[2]), "%s", tu_vector_path("suit_example_key_p256.pub.pem"));
+    snprintf(vec[3], sizeof(vec[3]), "%s", tu_vector_path("agent_p256.pub.pem"));
+    char text[8192];
+    int n = snprintf(text, sizeof(text),
+                     "redis = %s\nlog-level = info\nclaim-idle = 1s\njob-attempts = 2\n"
+                     "mem-limit = 0\nworker-batch = 256\n%s\n"
+                     "[tenant " ACME "]\nenrollment = registered\n"
+                     "tam-key = %s\ntam-key = %s\ntc-signer-key = %s\ndevice-key = %s\n"
+                     "attester-key = %s/attester.pem\nverifier-key = %s/verifier.pem\n"
+                     "manifest-key = %s/manifest.pem\nmax-pending-per-device = 4\n"
+                     "[tenant " OPEN "]\nenrollment = attested\n"
+                     "tam-key = %s\ntam-key = %s\ntc-signer-key = %s\n"
+                     "attester-key = %s/attester.pem\n",
+                     F.rs.addr, extra != NULL ? extra : "", vec[0], vec[1], vec[2], vec[3],
+                     F.dir, F.dir, F.dir, vec[0], vec[1], vec[2], F.dir);
+    cr_assert_lt(n, (int)sizeof(text));
+    snprintf(F.conf, sizeof(F.conf), "%s/worker.ini", F.dir);
+    write_file(F.conf, text, (size_t)n);
+}
+
+static void fx_start(const char *extra)
+{
+    memset(&F, 0, sizeof(F));
+    snprintf(F.dir, sizeof(F.dir), "/tmp/tu-worker-XXXXXX");
+    cr_assert_not_null(mkdtemp(F.dir));
+    find_exe();
+    F.rs.aof = true;
+    tu_redis_start(&F.rs);
+    F.tam_p256 = load_vector_key("tam_p256.priv.pem");
+    F.tam_ed = load_vector_key("tam_ed25519.priv.pem");
+    F.agent = load_vector_key("agent_p256.priv.pem");
+    F.attester = new_key("attester.pem", TAM_KEY_P256);
+    F.verifier = new_key("verifier.pem", TAM_KEY_ED25519);
+    F.manifest = new_key("manifest.pem", TAM_KEY_P256);
+    F.rogue = new_key("rogue.pem", TAM_KEY_P256);
+    F.acme = tam_tenant_create(ACME);
+    F.open = tam_tenant_create(OPEN);
+    F.open->enrollment = TAM_ENROLL_ATTESTED;
+    size_t len = 0;
+    uint8_t *env = tu_load_hex("teep_suit_uri.hex", &len);
+    tam_buf_init(&F.uri_env, 1u << 20);
+    cr_assert_eq(tam_buf_append(&F.uri_env, env, len), TAM_OK);
+    tam_free(env);
+    write_config(extra);
+}
+
+static void worker_start(int i, const char *id)
+{
+    snprintf(F.log[i], sizeof(F.log[i]), "%s/%s.log", F.dir, id);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(F.log[i], O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            (void)dup2(fd, 2);
+            (void)close(fd);
+        }
+        char *argv[] = {"tam-worker", "--config", F.conf, "--worker-id", (char *)id, NULL};
+        execv(F.exe, argv);
+        _exit(127);
+    }
+    F.pid[i] = pid;
+}
+
+static int worker_stop(int i, int sig)
+{
+    if (F.pid[i] <= 0) {
+        return -1;
+    }
+    (void)kill(F.pid[i], sig);
+    int status = 0;
+    for (int waited = 0; waited < 5000; waited += 10) {
+        if (waitpid(F.pid[i], &status, WNOHANG) == F.pid[i]) {
+            F.pid[i] = 0;
+            return status;
+        }
+        sleep_ms(10);
+    }
+    (void)kill(F.pid[i], SIGKILL);
+    (void)waitpid(F.pid[i], &status, 0);
+    F.pid[i] = 0;
+    return -1;
+}
+
+static void fx_stop(void)
+{
+    for (int i = 0; i < MAXW; i++) {
+        (void)worker_stop(i, SIGKILL);
+    }
+    tu_redis_stop(&F.rs);
+    tam_key_destroy(F.tam_p256);
+    tam_key_destroy(F.tam_ed);
+    tam_key_destroy(F.agent);
+    tam_key_destroy(F.attester);
+    tam_key_destroy(F.verifier);
+    tam_key_destroy(F.manifest);
+    tam_key_destroy(F.rogue);
+    tam_tenant_unref(F.acme);
+    tam_tenant_unref(F.open);
+    tam_buf_finish(&F.uri_env);
+    for (size_t i = 0; i < g_nbufs; i++) {
+        tam_buf_finish(&g_bufs[i]);
+    }
+    g_nbufs = 0;
+    if (getenv("TAM_TEST_KEEP") == NULL) { /* keep the worker logs for debugging */
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", F.dir);
+        (void)system(cmd);
+    } else {
+        fprintf(stderr, "kept %s\n", F.dir);
+    }
+}
+
+/* Occurrences of needle in worker i's log. */
+static int log_count(int i, const char *needle)
+{
+    FILE *f = fopen(F.log[i], "r");
+    if (f == NULL) {
+        return 0;
+    }
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        n += strstr(line, needle) != NULL;
+    }
+    fclose(f);
+    return n;
+}
+
+static void setup(void)
+{
+    fx_start(NULL);
+}
+
+static void teardown(void)
+{
+    fx_stop();
+}
+
+TestSuite(worker, .init = setup, .fini = teardown);
+
+/* ---- catalogue ---- */
+
+static long long redis_int(redisReply *r)
+{
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+static void put_component(const char *tenant, const struct tam_store_component *c)
+{
+    struct tam_buf rec, field;
+    tam_buf_init(&rec, 32u << 20);
+    tam_buf_init(&field, 4096);
+    cr_assert_eq(tam_store_component_encode(c, &rec), TAM_OK);
+    cr_assert_eq(tam_store_component_field(&c->component, c->sequence, &field), TAM_OK);
+    char key[TAM_KEY_MAX];
+    tam_key_tenant(key, tenant, "components");
+    freeReplyObject(
+        tu_redis_cmd(&F.rs, "HSET %s %s %b", key, (const char *)field.data, rec.data, rec.len));
+    tam_key_tenant(key, tenant, "catalog_version");
+    freeReplyObject(tu_redis_cmd(&F.rs, "INCR %s", key));
+    tam_buf_finish(&rec);
+    tam_buf_finish(&field);
+}
+
+static void copy_id(struct tam_teep_component_id *dst, const struct tam_suit_component_id *src)
+{
+    memset(dst, 0, sizeof(*dst));
+    dst->n = src->n;
+    for (unsigned i = 0; i < src->n; i++) {
+        dst->seg[i] = src->seg[i];
+    }
+}
+
+/* The uri envelope of the vectors as an uploaded component; *digest its manifest digest. */
+static void add_uri_envelope(const char *tenant, uint8_t digest[32])
+{
+    struct tam_suit_envelope env;
+    cr_assert_eq(tam_suit_parse(F.uri_env.data, F.uri_env.len, &env, NULL), TAM_OK);
+    struct tam_store_component c;
+    memset(&c, 0, sizeof(c));
+    copy_id(&c.component, &env.components[0]);
+    c.has_manifest_id = true;
+    copy_id(&c.manifest_id, &env.manifest_component_id);
+    c.sequence = env.sequence;
+    c.has_digest = true;
+    memcpy(c.digest, env.digest.bytes.ptr, 32);
+    c.envelope = tam_bytes_of(F.uri_env.data, F.uri_env.len);
+    put_component(tenant, &c);
+    if (digest != NULL) {
+        memcpy(digest, c.digest, 32);
+    }
+}
+
+static void set_policy(const char *tenant, const char *json)
+{
+    char key[TAM_KEY_MAX];
+    tam_key_tenant(key, tenant, "policy");
+    freeReplyObject(tu_redis_cmd(&F.rs, "SET %s %s", key, json));
+    tam_key_tenant(key, tenant, "catalog_version");
+    freeReplyObject(tu_redis_cmd(&F.rs, "INCR %s", key));
+}
+
+static void install_uri_policy(const char *tenant)
+{
+    set_policy(tenant, "{\"rules\": [{\"install\": [{\"component_id\": " URI_ID_JSON "}]}]}");
+}
+
+/* ---- jobs, built like the gateway builds them ---- */
+
+enum nonce_mode { NONCE_CHALLENGE, NONCE_TOKEN, NONCE_WRONG };
+
+struct qopts {
+    const char *tenant;
+    bool unverified;           /* the gateway could not verify (unknown device) */
+    bool no_device;            /* the gateway does not know the device */
+    const uint8_t *kid;        /* device kid (default: the agent key's) */
+    bool attest;               /* attach an EAT */
+    const struct tam_key *eat_key;
+    enum nonce_mode nonce;
+    uint32_t drop_claims;      /* TAM_EAT_HAS_* bits to leave out */
+    bool cnf_cose_key;         /* cnf as COSE_Key (learnable) instead of {3: kid} */
+    const uint8_t *cnf_kid;    /* cnf kid override */
+    int64_t exp;               /* 0: now + 10 min */
+    const uint8_t *hwmodel;    /* default "tamgate-model-01" */
+    bool lists_uri;            /* tc-list names the uri component */
+    bool lists_old;            /* tc-list names the component ["old"] */
+    bool error_suites;         /* an Error ERR_UNSUPPORTED_CIPHER_SUITES instead */
+};
+
+struct built {
+    uint8_t id[TAM_JOB_ID_LEN];
+    uint8_t token[TAM_TOKEN_LEN];
+    struct tam_buf job;
+};
+
+static const uint8_t ueid17[17] = {0x01, 0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7,
+                                   0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf};
+static const uint8_t oui[3] = {0x89, 0x48, 0x23};
+static const uint8_t model[16] = "tamgate-model-01";
+static const uint8_t suit_ref[4] = {0x82, 0x61, 0x75, 0x40};
+
+static void build_eat(const struct qopts *o, const struct tam_sess *s, struct tam_buf *out)
+{
+    struct tam_eat_claims c;
+    memset(&c, 0, sizeof(c));
+    int64_t now = (int64_t)(now_ms() / 1000);
+    c.present = TAM_EAT_HAS_IAT | TAM_EAT_HAS_EXP | TAM_EAT_HAS_CNF | TAM_EAT_HAS_NONCE |
+                TAM_EAT_HAS_UEID | TAM_EAT_HAS_OEMID | TAM_EAT_HAS_HWMODEL |
+                TAM_EAT_HAS_HWVERSION | TAM_EAT_HAS_PROFILE | TAM_EAT_HAS_MANIFESTS;
+    c.present &= ~o->drop_claims;
+    c.iat = now - 1;
+    c.exp = o->exp != 0 ? o->exp : now + 600;
+    struct tam_buf cose_key;
+    tam_buf_init(&cose_key, 1024);
+    if (o->cnf_cose_key) {
+        cr_assert_eq(tam_key_cose_public(F.agent, &cose_key), TAM_OK);
+        c.cnf_form = TAM_EAT_CNF_COSE_KEY;
+        c.cnf_key = tam_bytes_of(cose_key.data, cose_key.len);
+    } else {
+        c.cnf_form = TAM_EAT_CNF_KID;
+        memcpy(c.cnf_kid, o->cnf_kid != NULL ? o->cnf_kid : (o->kid != NULL ? o->kid
+                                                                             : tam_key_kid(F.agent)),
+               TAM_KID_LEN);
+        c.cnf_kid_len = TAM_KID_LEN;
+    }
+    static const uint8_t wrong[16] = {0xee};
+    if (o->nonce == NONCE_CHALLENGE) {
+        c.nonce = tam_bytes_of(s->challenge, s->challenge_len);
+    } else if (o->nonce == NONCE_TOKEN) {
+        c.nonce = tam_bytes_of(s->token, TAM_TOKEN_LEN);
+    } else {
+        c.nonce = tam_bytes_of(wrong, sizeof(wrong));
+    }
+    c.ueid = tam_bytes_of(ueid17, sizeof(ueid17));
+    c.oemid.id = tam_bytes_of(oui, sizeof(oui));
+    c.hwmodel = tam_bytes_of(o->hwmodel != NULL ? o->hwmodel : model, sizeof(model));
+    c.hwversion = tam_bytes_of("1.3.4", 5);
+    c.profile = tam_bytes_of(TAM_EAT_PROFILE_TEEP, strlen(TAM_EAT_PROFILE_TEEP));
+    c.n_manifests = 1;
+    c.manifests[0].content_format = 60;
+    c.manifests[0].body = tam_bytes_of(suit_ref, sizeof(suit_ref));
+    const struct tam_key *k = o->eat_key != NULL ? o->eat_key : F.attester;
+    cr_assert_eq(tam_eat_build(&c, k, 0, out), TAM_OK);
+    tam_buf_finish(&cose_key);
+}
+
+/* One tc-list entry: {0: id, 3: <<[-16, digest]>>}. */
+static void tc_entry(struct tam_teep_tc *tc, const char *const *segs, unsigned n,
+                     uint8_t digest_enc[36])
+{
+    memset(tc, 0, sizeof(*tc));
+    for (unsigned i = 0; i < n; i++) {
+        tc->id.seg[i] = tam_bytes_of(segs[i], strlen(segs[i]));
+    }
+    tc->id.n = n;
+    digest_enc[0] = 0x82;
+    digest_enc[1] = 0x2f;
+    digest_enc[2] = 0x58;
+    digest_enc[3] = 0x20;
+    memset(digest_enc + 4, 0x77, 32);
+    tc->has_image_digest = true;
+    tc->image_digest = tam_bytes_of(digest_enc, 36);
+}
+
+static void sign_agent(const struct tam_teep_msg *m, struct tam_buf *out)
+{
+    struct tam_buf payload;
+    tam_buf_init(&payload, 1u << 20);
+    cr_assert_eq(tam_teep_encode(m, TAM_TEEP_RFC, &payload), TAM_OK);
+    struct tam_bytes p = tam_bytes_of(payload.data, payload.len);
+    struct tam_cose_sign_opts opts = {.tagged = true, .include_kid = true};
+    cr_assert_eq(tam_cose_sign1(out, F.agent, TAM_ALG_ESP256, &p, &opts), TAM_OK);
+    tam_buf_finish(&payload);
+}
+
+static void make_job(const struct qopts *o, enum tam_job_kind kind, const struct tam_buf *msg,
+                     const struct tam_buf *sess, struct built *b)
+{
+    struct tam_job job;
+    memset(&job, 0, sizeof(job));
+    cr_assert_eq(tam_random(job.id, sizeof(job.id)), TAM_OK);
+    memcpy(b->id, job.id, sizeof(job.id));
+    job.kind = kind;
+    snprintf(job.tenant, sizeof(job.tenant), "%s", o->tenant != NULL ? o->tenant : ACME);
+    snprintf(job.reply_to, sizeof(job.reply_to), "%s", REPLY);
+    job.received_ms = now_ms();
+    job.verified = !o->unverified;
+    job.has_device = !o->no_device;
+    memcpy(job.device_kid, o->kid != NULL ? o->kid : tam_key_kid(F.agent), TAM_KID_LEN);
+    job.message = tam_bytes_of(msg->data, msg->len);
+    job.session = tam_bytes_of(sess->data, sess->len);
+    tam_buf_init(&b->job, 8u << 20);
+    cr_assert_eq(tam_job_encode(&job, &b->job), TAM_OK);
+    cr_assert_lt(g_nbufs, sizeof(g_bufs) / sizeof(g_bufs[0]));
+    g_bufs[g_nbufs++] = b->job;
+}
+
+static void query_job(const struct qopts *o, struct built *b)
+{
+    struct tam_tenant *other = NULL;
+    struct tam_tenant *t = F.acme;
+    if (o->tenant != NULL && strcmp(o->tenant, OPEN) == 0) {
+        t = F.open;
+    } else if (o->tenant != NULL && strcmp(o->tenant, ACME) != 0) {
+        other = tam_tenant_create(o->tenant);
+        t = other;
+    }
+    uint8_t rand[TAM_TOKEN_LEN + TAM_CHALLENGE_MAX];
+    cr_assert_eq(tam_random(rand, sizeof(rand)), TAM_OK);
+    struct tam_sess s;
+    tam_sess_new_query(&s, t, rand, now_ms());
+    memcpy(b->token, s.token, TAM_TOKEN_LEN);
+    struct tam_buf sess, eat, msg;
+    tam_buf_init(&sess, 4096);
+    tam_buf_init(&eat, 1u << 20);
+    tam_buf_init(&msg, 4u << 20);
+    cr_assert_eq(tam_sess_encode(&s, &sess), TAM_OK);
+    struct tam_teep_msg m;
+    static const char *const agent_id[] = {"agent"};
+    static const char *const uri_id[] = {"TEEP-Device", "SecureFS",
+                                         "\x8d\x82\x57\x3a\x92\x6d\x47\x54\x93\x53\x32\xdc\x29"
+                                         "\x99\x7f\x74",
+                                         "ta"};
+    static const char *const old_id[] = {"old"};
+    struct tam_teep_tc tcs[3];
+    uint8_t d0[36], d1[36], d2[36];
+    if (o->error_suites) {
+        tam_teep_msg_init(&m, TAM_TEEP_ERROR);
+        m.has_token = true;
+        m.token = tam_bytes_of(s.token, TAM_TOKEN_LEN);
+        m.has_err_code = true;
+        m.err_code = TAM_TEEP_ERR_UNSUPPORTED_CIPHER_SUITES;
+        m.has_supported_suites = true;
+        m.supported_suites.n = 1;
+        tam_teep_suite_single(&m.supported_suites.v[0], TAM_TEEP_COSE_SIGN1, TAM_ALG_ED25519);
+    } else {
+        tam_teep_msg_init(&m, TAM_TEEP_QUERY_RESPONSE);
+        m.has_token = true;
+        m.token = tam_bytes_of(s.token, TAM_TOKEN_LEN);
+        tc_entry(&tcs[0], agent_id, 1, d0);
+        tc_entry(&tcs[1], uri_id, 4, d1);
+        tcs[1].id.seg[2].len = 16;
+        m.has_tc_list = true;
+        m.n_tc_list = 1;
+        if (o->lists_uri) {
+            m.n_tc_list++;
+        }
+        if (o->lists_old) {
+            tc_entry(&tcs[m.n_tc_list++], old_id, 1, d2);
+        }
+        m.tc_list = tcs;
+        if (o->attest) {
+            build_eat(o, &s, &eat);
+            m.has_attestation_payload = true;
+            m.attestation_payload = tam_bytes_of(eat.data, eat.len);
+        }
+    }
+    sign_agent(&m, &msg);
+    make_job(o, TAM_JOB_QUERY_RESPONSE, &msg, &sess, b);
+    tam_buf_finish(&sess);
+    tam_buf_finish(&eat);
+    tam_buf_finish(&msg);
+    tam_tenant_unref(other);
+}
+
+static void xadd(const struct built *b)
+{
+    redisReply *r = tu_redis_cmd(&F.rs, "XADD %s * job %b", TAM_KEY_JOBS, b->job.data, b->job.len);
+    cr_assert_eq(r->type, REDIS_REPLY_STRING, "%s", r->str);
+    freeReplyObject(r);
+}
+
+/* ---- results ---- */
+
+/* Results for job id on the reply stream so far (copies into out[0..max)). */
+static int results_for(const uint8_t *id, struct tam_buf *out, int max)
+{
+    redisReply *r = tu_redis_cmd(&F.rs, "XRANGE %s - +", REPLY);
+    int n = 0;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *f = r->element[i]->element[1];
+        for (size_t k = 0; k + 1 < f->elements; k += 2) {
+            if (strcmp(f->element[k]->str, "result") != 0) {
+                continue;
+            }
+            struct tam_job_result res;
+            const uint8_t *p = (const uint8_t *)f->element[k + 1]->str;
+            size_t len = f->element[k + 1]->len;
+            if (tam_job_result_decode(p, len, &res, NULL) == TAM_OK &&
+                memcmp(res.id, id, TAM_JOB_ID_LEN) == 0) {
+                if (n < max) {
+                    tam_buf_init(&out[n], 64u << 20);
+                    cr_assert_eq(tam_buf_append(&out[n], p, len), TAM_OK);
+                }
+                n++;
+            }
+        }
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+static void wait_result(const uint8_t *id, struct tam_buf *out)
+{
+    for (int waited = 0; waited < WAIT_MS; waited += 10) {
+        if (results_for(id, out, 1) > 0) {
+            return;
+        }
+        sleep_ms(10);
+    }
+    cr_assert_fail("no result within %d ms", WAIT_MS);
+}
+
+struct answer {
+    struct tam_buf raw;
+    struct tam_job_result r;
+    struct tam_teep_msg m; /* decoded body (200) */
+    struct tam_arena arena;
+    struct tam_cose_msg cose;
+};
+
+/* Waits for the job's result; for a 200, verifies and decodes the body with the TAM key. */
+static void answer_of(const struct built *b, const struct tam_key *tam_key, struct answer *a)
+{
+    memset(a, 0, sizeof(*a));
+    wait_result(b->id, &a->raw);
+    cr_assert_eq(tam_job_result_decode(a->raw.data, a->raw.len, &a->r, NULL), TAM_OK);
+    tam_arena_init(&a->arena, 4096, 64u << 20);
+    if (a->r.status != 200) {
+        return;
+    }
+    cr_assert_eq(tam_cose_parse(a->r.body.ptr, a->r.body.len, &a->cose, NULL), TAM_OK);
+    cr_assert_eq(tam_cose_verify_any(&a->cose, tam_key != NULL ? tam_key : F.tam_p256, NULL),
+                 TAM_OK);
+    const char *why = NULL;
+    cr_assert_eq(tam_teep_decode(a->cose.payload.ptr, a->cose.payload.len, TAM_TEEP_RFC,
+                                 &a->arena, &a->m, &why),
+                 TAM_OK, "%s", why);
+}
+
+static void answer_finish(struct answer *a)
+{
+    tam_buf_finish(&a->raw);
+    tam_arena_finish(&a->arena);
+}
+
+static bool outcome_is(const struct answer *a, const char *o)
+{
+    return a->r.outcome.len == strlen(o) && memcmp(a->r.outcome.ptr, o, a->r.outcome.len) == 0;
+}
+
+/* ---- device state ---- */
+
+static redisReply *device_field(const char *tenant, const uint8_t *kid, const char *field)
+{
+    char key[TAM_KEY_MAX];
+    tam_key_device(key, tenant, kid, NULL);
+    return tu_redis_cmd(&F.rs, "HGET %s %s", key, field);
+}
+
+static uint32_t installed_count(const char *tenant, const uint8_t *kid)
+{
+    redisReply *r = device_field(tenant, kid, "installed");
+    uint32_t n = 0;
+    if (r->type == REDIS_REPLY_STRING) {
+        struct tam_arena a;
+        tam_arena_init(&a, 4096, 1u << 20);
+        struct tam_plan_installed *v = NULL;
+        cr_assert_eq(tam_store_installed_decode((const uint8_t *)r->str, r->len, &a, &v, &n, NULL),
+                     TAM_OK);
+        tam_arena_finish(&a);
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+static bool device_status_is(const char *tenant, const uint8_t *kid, const char *status)
+{
+    redisReply *r = device_field(tenant, kid, "status");
+    bool ok = r->type == REDIS_REPLY_STRING && strcmp(r->str, status) == 0;
+    freeReplyObject(r);
+    return ok;
+}
+
+static long long history_len(const char *tenant, const uint8_t *kid)
+{
+    char key[TAM_KEY_MAX];
+    tam_key_device(key, tenant, kid, "hist");
+    return redis_int(tu_redis_cmd(&F.rs, "LLEN %s", key));
+}
+
+/* The Success a gateway turns into a REPORT job: session record as stored by the worker. */
+static void success_job(const struct qopts *o, const uint8_t *token, const uint8_t *digest,
+                        struct built *b)
+{
+    char skey[TAM_KEY_MAX];
+    tam_key_session(skey, token, TAM_TOKEN_LEN);
+    redisReply *r = tu_redis_cmd(&F.rs, "GET %s", skey);
+    cr_assert_eq(r->type, REDIS_REPLY_STRING, "no session for the Update token");
+    struct tam_buf sess, rep, msg;
+    tam_buf_init(&sess, 4096);
+    tam_buf_init(&rep, 4096);
+    tam_buf_init(&msg, 1u << 20);
+    cr_assert_eq(tam_buf_append(&sess, r->str, r->len), TAM_OK);
+    freeReplyObject(r);
+    struct tam_suit_report sr;
+    memset(&sr, 0, sizeof(sr));
+    sr.reference_uri = tam_bytes_of("", 0);
+    sr.manifest_digest.alg = TAM_ALG_SHA256;
+    sr.manifest_digest.bytes = tam_bytes_of(digest, 32);
+    sr.has_nonce = true;
+    sr.nonce = tam_bytes_of(token, TAM_TOKEN_LEN);
+    sr.success = true;
+    cr_assert_eq(tam_suit_report_encode(&sr, &rep), TAM_OK);
+    struct tam_bytes reports[1] = {tam_bytes_of(rep.data, rep.len)};
+    struct tam_teep_msg m;
+    tam_teep_msg_init(&m, TAM_TEEP_SUCCESS);
+    m.has_token = true;
+    m.token = tam_bytes_of(token, TAM_TOKEN_LEN);
+    m.has_suit_reports = true;
+    m.n_suit_reports = 1;
+    m.suit_reports = reports;
+    sign_agent(&m, &msg);
+    make_job(o, TAM_JOB_REPORT, &msg, &sess, b);
+    memcpy(b->token, token, TAM_TOKEN_LEN);
+    tam_buf_finish(&sess);
+    tam_buf_finish(&rep);
+    tam_buf_finish(&msg);
+}
+
+/* ================================================================ tests */
+
+Test(worker, full_exchange_installs_once)
+{
+    uint8_t digest[32];
+    add_uri_envelope(ACME, digest);
+    install_uri_policy(ACME);
+    worker_start(0, "w1");
+
+    struct built q = {0};
+    struct qopts o = {.attest = true};
+    query_job(&o, &q);
+    xadd(&q);
+    struct answer a;
+    answer_of(&q, NULL, &a);
+    cr_assert_eq(a.r.status, 200);
+    cr_assert(outcome_is(&a, "update"));
+    cr_assert_eq(a.m.type, TAM_TEEP_UPDATE);
+    cr_assert_not(a.m.has_err_code);
+    cr_assert_eq(a.m.n_manifest_list, 1);
+    /* Shipped byte-exact. */
+    cr_assert_eq(a.m.manifest_list[0].len, F.uri_env.len);
+    cr_assert_eq(memcmp(a.m.manifest_list[0].ptr, F.uri_env.data, F.uri_env.len), 0);
+    cr_assert_eq(a.m.token.len, TAM_TOKEN_LEN);
+    uint8_t tok[TAM_TOKEN_LEN];
+    memcpy(tok, a.m.token.ptr, TAM_TOKEN_LEN);
+    cr_assert(device_status_is(ACME, tam_key_kid(F.agent), "attested"));
+    cr_assert_eq(installed_count(ACME, tam_key_kid(F.agent)), 0);
+
+    /* Pending token and session for the Update. */
+    char key[TAM_KEY_MAX];
+    tam_key_device(key, ACME, tam_key_kid(F.agent), "pending");
+    cr_assert_eq(redis_int(tu_redis_cmd(&F.rs, "ZCARD %s", key)), 1);
+
+    struct built s = {0};
+    struct qopts so = {0};
+    success_job(&so, tok, digest, &s);
+    xadd(&s);
+    struct answer sa;
+    answer_of(&s, NULL, &sa);
+    cr_assert_eq(sa.r.status, 204);
+    cr_assert(outcome_is(&sa, "recorded"), "%.*s", (int)sa.r.outcome.len, sa.r.outcome.ptr);
+    cr_assert_eq(installed_count(ACME, tam_key_kid(F.agent)), 1);
+    cr_assert_eq(history_len(ACME, tam_key_kid(F.agent)), 1);
+    cr_assert_eq(redis_int(tu_redis_cmd(&F.rs, "ZCARD %s", key)), 0);
+
+    /* The next session of the device, which now lists the TC: nothing to do. */
+    struct built q2 = {0};
+    struct qopts o2 = {.attest = true, .lists_uri = true};
+    query_job(&o2, &q2);
+    xadd(&q2);
+    struct answer a2;
+    answer_of(&q2, NULL, &a2);
+    cr_assert_eq(a2.r.status, 204);
+    cr_assert(outcome_is(&a2, "nothing"));
+
+    /* The job stream is drained and nothing is pending. */
+    cr_assert_eq(redis_int(tu_redis_cmd(&F.rs, "XLEN %s", TAM_KEY_JOBS)), 0);
+    cr_assert_eq(worker_stop(0, SIGTERM), 0, "SIGTERM exits 0");
+    answer_finish(&a);
+    answer_finish(&sa);
+    answer_finish(&a2);
+}
+
+Test(worker, same_job_twice_gives_one_install_and_identical_results)
+{
+    uint8_t digest[32];
+    add_uri_envelope(ACME, digest);
+    install_uri_policy(ACME);
+    worker_start(0, "w1");
+    struct built q = {0};
+    struct qopts o = {.attest = true};
+    query_job(&o, &q);
+    xadd(&q);
+    xadd(&q);
+    struct tam_buf res[4];
+    for (int waited = 0; results_for(q.id, res, 0) < 2 && waited < WAIT_MS; waited += 10) {
+        sleep_ms(10);
+    }
+    cr_assert_eq(results_for(q.id, res, 4), 2);
+    cr_assert_eq(res[0].len, res[1].len);
+    cr_assert_eq(memcmp(res[0].data, res[1].data, res[0].len), 0, "two different Updates");
+
+    struct answer a;
+    answer_of(&q, NULL, &a);
+    uint8_t tok[TAM_TOKEN_LEN];
+    memcpy(tok, a.m.token.ptr, TAM_TOKEN_LEN);
+    struct built s = {0};
+    struct qopts so = {0};
+    success_job(&so, tok, digest, &s);
+    xadd(&s);
+    xadd(&s);
+    struct tam_buf sres[4];
+    for (int waited = 0; results_for(s.id, sres, 0) < 2 && waited < WAIT_MS; waited += 10) {
+        sleep_ms(10);
+    }
+    cr_assert_eq(results_for(s.id, sres, 4), 2);
+    cr_assert_eq(installed_count(ACME, tam_key_kid(F.agent)), 1);
+    cr_assert_eq(history_len(ACME, tam_key_kid(F.agent)), 1, "one install recorded");
+    cr_assert_geq(log_count(0, "outcome=duplicate"), 2);
+    for (int i = 0; i < 2; i++) {
+        tam_buf_finish(&res[i]);
+        tam_buf_finish(&sres[i]);
+    }
+    answer_finish(&a);
+}
+
+/* Distinct registered devices (the gateway verified them, so no key is needed here). */
+static void device_kid(int i, uint8_t kid[32])
+{
+    memset(kid, 0, 32);
+    kid[0] = 0xd0;
+    kid[30] = (uint8_t)(i >> 8);
+    kid[31] = (uint8_t)i;
+}
+
+static int all_answered(struct built *b, int n)
+{
+    int done = 0;
+    for (int i = 0; i < n; i++) {
+        done += results_for(b[i].id, NULL, 0) > 0;
+    }
+    return done;
+}
+
+static void wait_all(struct built *b, int n)
+{
+    for (int waited = 0; waited < 4 * WAIT_MS; waited += 50) {
+        if (all_answered(b, n) == n) {
+            return;
+        }
+        sleep_ms(50);
+    }
+    cr_assert_fail("only %d of %d jobs answered", all_answered(b, n), n);
+}
+
+/* Every job has results, and all results of one job are identical. */
+static void check_consistent(struct built *b, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct tam_buf r[8];
+        int k = results_for(b[i].id, r, 8);
+        cr_assert_geq(k, 1);
+        for (int x = 1; x < k && x < 8; x++) {
+            cr_assert_eq(r[x].len, r[0].len);
+            cr_assert_eq(memcmp(r[x].data, r[0].data, r[0].len), 0, "job %d answered twice", i);
+        }
+        for (int x = 0; x < k && x < 8; x++) {
+            tam_buf_finish(&r[x]);
+        }
+    }
+}
+
+static struct built g_q[MAXJOBS], g_s[MAXJOBS];
+
+Test(worker, two_workers_never_process_one_job_twice)
+{
+    add_uri_envelope(ACME, NULL);
+    install_uri_policy(ACME);
+    worker_start(0, "w1");
+    worker_start(1, "w2");
+    int n = 60;
+    uint8_t kids[MAXJOBS][32];
+    for (int i = 0; i < n; i++) {
+        device_kid(i, kids[i]);
+        struct qopts o = {.attest = true, .kid = kids[i]};
+        query_job(&o, &g_q[i]);
+        xadd(&g_q[i]);
+    }
+    wait_all(g_q, n);
+    for (int i = 0; i < n; i++) {
+        struct tam_buf r[2];
+        cr_assert_eq(results_for(g_q[i].id, r, 2), 1, "job %d", i);
+        tam_buf_finish(&r[0]);
+    }
+    int a = log_count(0, "event=job "), b = log_count(1, "event=job ");
+    cr_assert_eq(a + b, n, "%d + %d", a, b);
+    cr_assert_eq(log_count(0, "outcome=duplicate") + log_count(1, "outcome=duplicate"), 0);
+}
+
+static long long reply_len(void)
+{
+    return redis_int(tu_redis_cmd(&F.rs, "XLEN %s", REPLY));
+}
+
+/* Kills worker i with SIGKILL as soon as it has answered its first job. */
+static void kill_mid_batch(int i, long long before)
+{
+    for (int waited = 0; waited < WAIT_MS && reply_len() <= before; waited += 1) {
+        sleep_ms(1);
+    }
+    (void)worker_stop(i, SIGKILL);
+}
+
+Test(worker, kill9_mid_batch_is_reclaimed_and_installs_once)
+{
+    uint8_t digest[32];
+    add_uri_envelope(ACME, digest);
+    install_uri_policy(ACME);
+    int n = 150;
+    static uint8_t kids[MAXJOBS][32];
+    for (int i = 0; i < n; i++) {
+        device_kid(i, kids[i]);
+        struct qopts o = {.attest = true, .kid = kids[i]};
+        query_job(&o, &g_q[i]);
+        xadd(&g_q[i]);
+    }
+    worker_start(0, "victim");
+    kill_mid_batch(0, 0);
+    worker_start(1, "rescuer");
+    wait_all(g_q, n);
+    check_consistent(g_q, n);
+
+    /* Phase 2: the Successes, with another kill in the middle. */
+    (void)worker_stop(1, SIGTERM);
+    for (int i = 0; i < n; i++) {
+        struct answer a;
+        answer_of(&g_q[i], NULL, &a);
+        cr_assert(outcome_is(&a, "update"));
+        struct qopts so = {.kid = kids[i]};
+        success_job(&so, a.m.token.ptr, digest, &g_s[i]);
+        xadd(&g_s[i]);
+        answer_finish(&a);
+    }
+    long long before = reply_len();
+    worker_start(2, "victim2");
+    kill_mid_batch(2, before);
+    worker_start(3, "rescuer2");
+    wait_all(g_s, n);
+    check_consistent(g_s, n);
+    cr_assert_gt(log_count(1, "event=job_claimed") + log_count(3, "event=job_claimed"), 0,
+                 "the rescuers took over pending jobs");
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(installed_count(ACME, kids[i]), 1, "device %d", i);
+        cr_assert_eq(history_len(ACME, kids[i]), 1, "device %d: one install recorded", i);
+    }
+    redisReply *p = tu_redis_cmd(&F.rs, "XPENDING %s %s", TAM_KEY_JOBS, TAM_KEY_JOBS_GROUP);
+    cr_assert_eq(p->element[0]->integer, 0);
+    freeReplyObject(p);
+    cr_assert_eq(redis_int(tu_redis_cmd(&F.rs, "XLEN %s", TAM_KEY_JOBS_DEAD)), 0);
+}
+
+Test(worker, redis_restart_with_aof_loses_no_job_or_state)
+{
+    uint8_t digest[32];
+    add_uri_envelope(ACME, digest);
+    install_uri_policy(ACME);
+    worker_start(0, "w1");
+    struct built q = {0};
+    struct qopts o = {.attest = true};
+    query_job(&o, &q);
+    xadd(&q);
+    struct answer a;
+    answer_of(&q, NULL, &a);
+    struct built s = {0};
+    struct qopts so = {0};
+    success_job(&so, a.m.token.ptr, digest, &s);
+    (void)worker_stop(0, SIGTERM);
+
+    /* A job queued while no worker runs survives a Redis restart, and so does device state. */
+    xadd(&s);
+    tu_redis_restart(&F.rs);
+    worker_start(1, "w2");
+    struct answer sa;
+    answer_of(&s, NULL, &sa);
+    cr_assert(outcome_is(&sa, "recorded"));
+    tu_redis_restart(&F.rs);
+    cr_assert_eq(installed_count(ACME, tam_key_kid(F.agent)), 1);
+    cr_assert(device_status_is(ACME, tam_key_kid(F.agent), "attested"));
+
+    /* The worker reconnects by itself after the restart and keeps working. */
+    struct built q2 = {0};
+    struct qopts o2 = {.attest = true, .lists_uri = true};
+    query_job(&o2, &q2);
+    xadd(&q2);
+    struct answer a2;
+    answer_of(&q2, NULL, &a2);
+    cr_assert(outcome_is(&a2, "nothing"));
+    answer_finish(&a);
+    answer_finish(&sa);
+    answer_finish(&a2);
+}
+
+Test(worker, poison_job_lands_in_dead_letter_stream)
+{
+    worker_start(0, "w1");
+    redisReply *r = tu_redis_cmd(&F.rs, "XADD %s * job %b", TAM_KEY_JOBS, "\xff\x00garbage", 9);
+    freeReplyObject(r);
+    long long dead = 0;
+    for (int waited = 0; waited < WAIT_MS && dead == 0; waited += 50) {
+        sleep_ms(50);
+        dead = redis_int(tu_redis_cmd(&F.rs, "XLEN %s", TAM_KEY_JOBS_DEAD));
+    }
+    cr_assert_eq(dead, 1);
+    r = tu_redis_cmd(&F.rs, "XRANGE %s - +", TAM_KEY_JOBS_DEAD);
+    redisReply *f = r->element[0]->element[1];
+    bool found_reason = false, found_count = false;
+    for (size_t i = 0; i + 1 < f->elements; i += 2) {
+        found_reason |= strcmp(f->element[i]->str, "reason") == 0;
+        found_count |= strcmp(f->element[i]->str, "deliveries") == 0 &&
+                       strcmp(f->element[i + 1]->str, "3") == 0;
+    }
+    freeReplyObject(r);
+    cr_assert(found_reason && found_count);
+    cr_assert_eq(redis_int(tu_redis_cmd(&F.rs, "XLEN %s", TAM_KEY_JOBS)), 0);
+    cr_assert_eq(log_count(0, "event=job_dead"), 1);
+}
+
+/* ---- attestation matrix ---- */
+
+static void expect_rejected(const struct qopts *o, const char *label)
+{
+    struct built q = {0};
+    query_job(o, &q);
+    xadd(&q);
+    struct answer a;
+    answer_of(&q, NULL, &a);
+    cr_assert_eq(a.r.status, 200, "%s", label);
+    cr_assert(outcome_is(&a, "attestation-failed"), "%s: %.*s", label, (int)a.r.outcome.len,
+              a.r.outcome.ptr);
+    cr_assert(a.m.has_err_code, "%s", label);
+    cr_assert_eq(a.m.err_code, TAM_TEEP_ERR_ATTESTATION_REQUIRED, "%s", label);
+    cr_assert_not(a.m.has_manifest_list, "%s", label);
+    const uint8_t *kid = o->kid != NULL ? o->kid : tam_key_kid(F.agent);
+    cr_assert(device_status_is(ACME, kid, "rejected"), "%s", label);
+    cr_assert_eq(installed_count(ACME, kid), 0, "%s", label);
+    char skey[TAM_KEY_MAX];
+    tam_key_device(skey, ACME, kid, "pending");
+    cr_assert_eq(redis_int(tu_redis_cmd(&F.rs, "ZCARD %s", skey)), 0, "%s: no Update", label);
+    answer_finish(&a);
+}
+
+Test(worker, attestation_matrix)
+{
+    add_uri_envelope(ACME, NULL);
+    set_policy(ACME, "{\"rules\": [{\"install\": [{\"component_id\": " URI_ID_JSON "}]}],"
+                     " \"attestation\": {\"hwmodels\": [\"74616d676174652d6d6f64656c2d3031\"]}}");
+    worker_start(0, "w1");
+    uint8_t kids[8][32];
+    for (int i = 0; i < 8; i++) {
+        device_kid(100 + i, kids[i]);
+    }
+    static const uint8_t other_model[16] = "other-model-0002";
+    uint8_t other_kid[32];
+    memset(other_kid, 0x42, 32);
+    int64_t past = (int64_t)(now_ms() / 1000) - 3600;
+    struct qopts cases[] = {
+        {.attest = true, .kid = kids[0], .nonce = NONCE_WRONG},
+        {.attest = true, .kid = kids[1], .drop_claims = TAM_EAT_HAS_HWVERSION},
+        {.attest = true, .kid = kids[2], .eat_key = F.rogue},
+        {.attest = true, .kid = kids[3], .cnf_kid = other_kid},
+        {.attest = true, .kid = kids[4], .eat_key = F.verifier, .nonce = NONCE_TOKEN, .exp = past},
+        {.attest = true, .kid = kids[5], .hwmodel = other_model},
+        {.attest = false, .kid = kids[6]},
+    };
+    const char *labels[] = {"wrong nonce", "missing claim", "wrong attester key",
+                            "cnf mismatch", "expired AR", "disallowed hwmodel", "no EAT"};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (i == 6) {
+            /* No attestation-payload at all is a missing requested item: err-code too. */
+            struct built q = {0};
+            query_job(&cases[i], &q);
+            xadd(&q);
+            struct answer a;
+            answer_of(&q, NULL, &a);
+            cr_assert(outcome_is(&a, "missing-item"));
+            cr_assert_eq(a.m.err_code, TAM_TEEP_ERR_PERMANENT_ERROR);
+            cr_assert_eq(installed_count(ACME, kids[6]), 0);
+            answer_finish(&a);
+            continue;
+        }
+        expect_rejected(&cases[i], labels[i]);
+    }
+
+    /* The good ones: Evidence from the attester, and a passport AR from the Verifier. */
+    struct qopts good[] = {
+        {.attest = true, .kid = kids[7]},
+        {.attest = true, .eat_key = F.verifier, .nonce = NONCE_TOKEN},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        struct built q = {0};
+        query_job(&good[i], &q);
+        xadd(&q);
+        struct answer a;
+        answer_of(&q, NULL, &a);
+        cr_assert(outcome_is(&a, "update"), "good %zu: %.*s", i, (int)a.r.outcome.len,
+                  a.r.outcome.ptr);
+        cr_assert_eq(a.m.n_manifest_list, 1);
+        answer_finish(&a);
+    }
+    cr_assert(device_status_is(ACME, tam_key_kid(F.agent), "attested"));
+}
+
+Test(worker, attested_enrollment_learns_the_key_from_cnf)
+{
+    add_uri_envelope(OPEN, NULL);
+    install_uri_policy(OPEN);
+    worker_start(0, "w1");
+    /* cnf {3: kid} cannot be learned: dropped, nothing recorded. */
+    struct built q = {0};
+    struct qopts o = {.tenant = OPEN, .attest = true, .unverified = true, .no_device = true};
+    query_job(&o, &q);
+    xadd(&q);
+    struct answer a;
+    answer_of(&q, NULL, &a);
+    cr_assert_eq(a.r.status, 204);
+    cr_assert(outcome_is(&a, "dropped"));
+    redisReply *r = device_field(OPEN, tam_key_kid(F.agent), "status");
+    cr_assert_eq(r->type, REDIS_REPLY_NIL);
+    freeReplyObject(r);
+
+    /* cnf with the COSE_Key: learned, verified, planned. */
+    struct built q2 = {0};
+    o.cnf_cose_key = true;
+    query_job(&o, &q2);
+    xadd(&q2);
+    struct answer a2;
+    answer_of(&q2, NULL, &a2);
+    cr_assert(outcome_is(&a2, "update"), "%.*s", (int)a2.r.outcome.len, a2.r.outcome.ptr);
+    cr_assert(device_status_is(OPEN, tam_key_kid(F.agent), "attested"));
+    r = device_field(OPEN, tam_key_kid(F.agent), "pub");
+    uint8_t pub[64];
+    cr_assert_eq(r->type, REDIS_REPLY_STRING);
+    cr_assert_eq(r->len, tam_key_public_raw(F.agent, pub));
+    cr_assert_eq(memcmp(r->str, pub, 64), 0);
+    freeReplyObject(r);
+    char set[TAM_KEY_MAX], hex[65];
+    tam_key_tenant(set, OPEN, "devices");
+    tam_hex_encode(tam_key_kid(F.agent), 32, hex);
+    cr_assert_eq(redis_int(tu_redis_cmd(&F.rs, "SISMEMBER %s %s", set, hex)), 1);
+    cr_assert_eq(log_count(0, "keys_learned=1"), 0); /* counters print at exit */
+    cr_assert_eq(worker_stop(0, SIGTERM), 0);
+    cr_assert_eq(log_count(0, "keys_learned=1"), 1);
+    answer_finish(&a);
+    answer_finish(&a2);
+}
+
+Test(worker, policy_rules_from_json)
+{
+    add_uri_envelope(ACME, NULL);
+    set_policy(ACME, "{\"rules\": [{\"match\": {\"labels\": [\"beta\"]},"
+                     " \"install\": [{\"component_id\": " URI_ID_JSON "}]},"
+                     " {\"match\": {}, \"remove\": [{\"component_id\": [\"6f6c64\"]}]}]}");
+    worker_start(0, "w1");
+    uint8_t beta[32], plain[32];
+    device_kid(7, beta);
+    device_kid(8, plain);
+    char key[TAM_KEY_MAX];
+    tam_key_device(key, ACME, beta, NULL);
+    freeReplyObject(tu_redis_cmd(&F.rs, "HSET %s labels beta,eu", key));
+    /* plain has "old" recorded as installed: the remove rule unlinks it. */
+    struct tam_plan_installed old;
+    memset(&old, 0, sizeof(old));
+    old.component.n = 1;
+    old.component.seg[0] = tam_bytes_of("old", 3);
+    old.has_manifest_id = true;
+    old.manifest_id.n = 1;
+    old.manifest_id.seg[0] = tam_bytes_of("old-suit", 8);
+    old.sequence = 1;
+    struct tam_buf inst;
+    tam_buf_init(&inst, 4096);
+    cr_assert_eq(tam_store_installed_encode(&old, 1, &inst), TAM_OK);
+    tam_key_device(key, ACME, plain, NULL);
+    freeReplyObject(tu_redis_cmd(&F.rs, "HSET %s installed %b", key, inst.data, inst.len));
+    tam_buf_finish(&inst);
+
+    struct built qb = {0}, qp = {0};
+    struct qopts ob = {.attest = true, .kid = beta};
+    struct qopts op = {.attest = true, .kid = plain, .lists_old = true};
+    query_job(&ob, &qb);
+    query_job(&op, &qp);
+    xadd(&qb);
+    xadd(&qp);
+    struct answer ab, ap;
+    answer_of(&qb, NULL, &ab);
+    answer_of(&qp, NULL, &ap);
+    cr_assert(outcome_is(&ab, "update"));
+    cr_assert_eq(ab.m.n_manifest_list, 1);
+    cr_assert_not(ab.m.has_unneeded);
+    cr_assert(outcome_is(&ap, "update"));
+    cr_assert_not(ap.m.has_manifest_list);
+    cr_assert_eq(ap.m.n_unneeded, 1);
+    cr_assert_eq(ap.m.unneeded[0].seg[0].len, 8);
+    cr_assert_eq(memcmp(ap.m.unneeded[0].seg[0].ptr, "old-suit", 8), 0);
+    answer_finish(&ab);
+    answer_finish(&ap);
+}
+
+Test(worker, tam_built_manifest_is_signed_once_and_cached)
+{
+    static const uint8_t bin[] = "Hello, Secure World!";
+    struct tam_store_component c;
+    memset(&c, 0, sizeof(c));
+    c.component.n = 4;
+    c.component.seg[0] = tam_bytes_of("TEEP-Device", 11);
+    c.component.seg[1] = tam_bytes_of("SecureFS", 8);
+    c.component.seg[2] = tam_bytes_of("\x8d\x82\x57\x3a\x92\x6d\x47\x54\x93\x53\x32\xdc\x29"
+                                      "\x99\x7f\x74",
+                                      16);
+    c.component.seg[3] = tam_bytes_of("ta", 2);
+    c.sequence = 5;
+    c.binary = tam_bytes_of(bin, 20);
+    c.delivery = TAM_STORE_DELIVERY_URI;
+    c.uri = tam_bytes_of("https://example.org/tc.ta", 25);
+    put_component(ACME, &c);
+    install_uri_policy(ACME);
+    worker_start(0, "w1");
+    uint8_t k1[32], k2[32];
+    device_kid(1, k1);
+    device_kid(2, k2);
+    struct built q1 = {0}, q2 = {0};
+    struct qopts o1 = {.attest = true, .kid = k1}, o2 = {.attest = true, .kid = k2};
+    query_job(&o1, &q1);
+    xadd(&q1);
+    struct answer a1, a2;
+    answer_of(&q1, NULL, &a1);
+    query_job(&o2, &q2);
+    xadd(&q2);
+    answer_of(&q2, NULL, &a2);
+    cr_assert(outcome_is(&a1, "update"));
+    cr_assert(outcome_is(&a2, "update"));
+    cr_assert_eq(a1.m.manifest_list[0].len, a2.m.manifest_list[0].len);
+    cr_assert_eq(memcmp(a1.m.manifest_list[0].ptr, a2.m.manifest_list[0].ptr,
+                        a1.m.manifest_list[0].len),
+                 0);
+    cr_assert_eq(log_count(0, "event=manifest_built"), 1, "signed once");
+
+    /* The envelope verifies with the manifest key and was written back into the record. */
+    struct tam_suit_envelope env;
+    cr_assert_eq(tam_suit_parse(a1.m.manifest_list[0].ptr, a1.m.manifest_list[0].len, &env, NULL),
+                 TAM_OK);
+    const struct tam_key *anchors[] = {F.manifest};
+    cr_assert_eq(tam_suit_verify(&env, anchors, 1), TAM_OK);
+    cr_assert_eq(env.sequence, 5);
+    char key[TAM_KEY_MAX];
+    tam_key_tenant(key, ACME, "components");
+    redisReply *r = tu_redis_cmd(&F.rs, "HVALS %s", key);
+    cr_assert_eq(r->elements, 1);
+    struct tam_store_component back;
+    cr_assert_eq(tam_store_component_decode((const uint8_t *)r->element[0]->str,
+                                            r->element[0]->len, &back, NULL),
+                 TAM_OK);
+    cr_assert(tam_store_component_ready(&back));
+    cr_assert_eq(back.envelope.len, a1.m.manifest_list[0].len);
+    cr_assert_eq(memcmp(back.envelope.ptr, a1.m.manifest_list[0].ptr, back.envelope.len), 0);
+    freeReplyObject(r);
+
+    /* A second worker (fresh cache) reuses the stored envelope: no new signature. */
+    (void)worker_stop(0, SIGTERM);
+    worker_start(1, "w2");
+    uint8_t k3[32];
+    device_kid(3, k3);
+    struct built q3 = {0};
+    struct qopts o3 = {.attest = true, .kid = k3};
+    query_job(&o3, &q3);
+    xadd(&q3);
+    struct answer a3;
+    answer_of(&q3, NULL, &a3);
+    cr_assert(outcome_is(&a3, "update"));
+    cr_assert_eq(log_count(1, "event=manifest_built"), 0);
+    cr_assert_eq(memcmp(a3.m.manifest_list[0].ptr, a1.m.manifest_list[0].ptr,
+                        a1.m.manifest_list[0].len),
+                 0);
+    answer_finish(&a1);
+    answer_finish(&a2);
+    answer_finish(&a3);
+}
+
+Test(worker, unsupported_cipher_suites_gets_a_new_query_request)
+{
+    worker_start(0, "w1");
+    struct built q = {0};
+    struct qopts o = {.error_suites = true};
+    query_job(&o, &q);
+    xadd(&q);
+    struct answer a;
+    answer_of(&q, F.tam_ed, &a); /* signed with Ed25519, the suite the agent supports */
+    cr_assert(outcome_is(&a, "query-request"));
+    cr_assert_eq(a.m.type, TAM_TEEP_QUERY_REQUEST);
+    cr_assert_eq(a.m.supported_suites.n, 1);
+    cr_assert(tam_teep_suite_has_alg(&a.m.supported_suites.v[0], TAM_TEEP_COSE_SIGN1,
+                                     TAM_ALG_ED25519));
+    char skey[TAM_KEY_MAX];
+    tam_key_session(skey, a.m.token.ptr, a.m.token.len);
+    redisReply *r = tu_redis_cmd(&F.rs, "GET %s", skey);
+    cr_assert_eq(r->type, REDIS_REPLY_STRING, "new session stored");
+    struct tam_sess s;
+    cr_assert_eq(tam_sess_decode((const uint8_t *)r->str, r->len, &s, NULL), TAM_OK);
+    cr_assert_eq(s.kind, TAM_SESS_QUERY);
+    freeReplyObject(r);
+    answer_finish(&a);
+}
+
+Test(worker, unknown_tenant_and_bad_signature)
+{
+    worker_start(0, "w1");
+    /* A tenant this worker has no section for: 500 (the TAM cannot answer). */
+    struct built q = {0};
+    struct qopts o = {.tenant = "nobody", .attest = true};
+    query_job(&o, &q);
+    xadd(&q);
+    struct answer a;
+    answer_of(&q, NULL, &a);
+    cr_assert_eq(a.r.status, 500);
+    cr_assert(outcome_is(&a, "tenant-unknown"));
+    /* An unverified message whose signature does not verify with the registered key. */
+    struct built q2 = {0};
+    uint8_t kid[32];
+    memcpy(kid, tam_key_kid(F.agent), 32);
+    struct qopts o2 = {.attest = true, .unverified = true};
+    query_job(&o2, &q2);
+    /* Corrupt the signature inside the job: rebuild with a flipped message byte. */
+    struct tam_job job;
+    cr_assert_eq(tam_job_decode(q2.job.data, q2.job.len, &job, NULL), TAM_OK);
+    struct tam_buf msg;
+    tam_buf_init(&msg, 1u << 20);
+    cr_assert_eq(tam_buf_append(&msg, job.message.ptr, job.message.len), TAM_OK);
+    msg.data[msg.len - 1] ^= 1;
+    struct tam_buf sess;
+    tam_buf_init(&sess, 4096);
+    cr_assert_eq(tam_buf_append(&sess, job.session.ptr, job.session.len), TAM_OK);
+    struct built q3 = {0};
+    make_job(&o2, TAM_JOB_QUERY_RESPONSE, &msg, &sess, &q3);
+    xadd(&q3);
+    struct answer a3;
+    answer_of(&q3, NULL, &a3);
+    cr_assert_eq(a3.r.status, 204);
+    cr_assert(outcome_is(&a3, "dropped"));
+    tam_buf_finish(&msg);
+    tam_buf_finish(&sess);
+    answer_finish(&a);
+    answer_finish(&a3);
+}

@@ -45,13 +45,13 @@
 #include "tam/plan.h"
 #include "tam/teep.h"
 
-#define TAM_STORE_MAX_RECORD     (40u << 20) /* bytes of one component record */
-#define TAM_STORE_MAX_INSTALLED  4096        /* entries of an installed list */
-#define TAM_STORE_MAX_POLICY     (1u << 20)  /* bytes of a policy document */
-#define TAM_STORE_MAX_URI        1024        /* bytes of a component record's uri */
-#define TAM_STORE_MAX_LABEL      64          /* bytes of one device label */
-#define TAM_STORE_MAX_ATTEST     64          /* entries of each attestation allow-list */
-#define TAM_STORE_HISTORY_MAX    50          /* entries kept in a device history (LTRIM) */
+#define TAM_STORE_MAX_RECORD    (40u << 20) /* bytes of one component record */
+#define TAM_STORE_MAX_INSTALLED 4096        /* entries of an installed list */
+#define TAM_STORE_MAX_POLICY    (1u << 20)  /* bytes of a policy document */
+#define TAM_STORE_MAX_URI       1024        /* bytes of a component record's uri */
+#define TAM_STORE_MAX_LABEL     64          /* bytes of one device label */
+#define TAM_STORE_MAX_ATTEST    64          /* entries of each attestation allow-list */
+#define TAM_STORE_HISTORY_MAX   50          /* entries kept in a device history (LTRIM) */
 
 /* ---- component id helpers ---- */
 
@@ -200,17 +200,16 @@ TAM_MUST_CHECK int tam_store_labels_parse(const char *s, size_t len, struct tam_
 /* ---- history ---- */
 
 struct tam_store_history {
-    uint64_t ms;          /* unix ms */
-    const char *event;    /* "success", "error", "attestation-failed", "dropped", ... */
-    uint32_t err_code;    /* logical TEEP error code, 0 = none */
-    uint32_t installed;   /* manifests recorded as installed by this event */
-    uint32_t unlinked;    /* components removed by this event */
-    uint32_t failed;      /* manifests the agent reported as failed */
-    const char *detail;   /* short static text, or NULL */
+    uint64_t ms;        /* unix ms */
+    const char *event;  /* "success", "error", "attestation-failed", "dropped", ... */
+    uint32_t err_code;  /* logical TEEP error code, 0 = none */
+    uint32_t installed; /* manifests recorded as installed by this event */
+    uint32_t unlinked;  /* components removed by this event */
+    uint32_t failed;    /* manifests the agent reported as failed */
+    const char *detail; /* short static text, or NULL */
 };
 
 /* Appends one compact JSON object: {"ms":..,"event":..,"err":"ERR_..",...} (no secrets). */
-TAM_MUST_CHECK int tam_store_history_encode(const struct tam_store_history *h,
-                                            struct tam_buf *out);
+TAM_MUST_CHECK int tam_store_history_encode(const struct tam_store_history *h, struct tam_buf *out);
 
 #endif

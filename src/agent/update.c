@@ -430,6 +430,12 @@ static int apply_job(struct tam_agent_step *s, struct ag_job *j, struct tam_agen
 {
     struct tam_agent_device *dev = s->dev;
     struct ag_tc *old = ag_tc_by_mcid(dev, j->mcid, j->mcid_len);
+    if (old != NULL && memcmp(old->manifest_digest, j->digest, TAM_SHA256_LEN) == 0 &&
+        !j->is_delete) {
+        /* The manifest we already run, sent again (a TAM that had not yet recorded our
+         * Success plans it once more): re-applying it changes nothing, so it succeeds. */
+        return TAM_OK;
+    }
     if (old != NULL && j->env.sequence <= old->sequence) {
         job_fail(j, TAM_SUIT_REASON_CONDITION_FAILED, 0, "rollback refused: sequence number");
         return TAM_OK;

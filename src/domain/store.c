@@ -99,8 +99,7 @@ static bool get_id(const struct tam_cbor_item *it, struct tam_teep_component_id 
 }
 
 /* A SUIT_Component_Identifier or null (has = false). */
-static bool get_opt_id(const struct tam_cbor_item *it, bool *has,
-                       struct tam_teep_component_id *out)
+static bool get_opt_id(const struct tam_cbor_item *it, bool *has, struct tam_teep_component_id *out)
 {
     *has = false;
     if (tam_cbor_is_null(it)) {
@@ -650,8 +649,8 @@ int tam_store_sent_decode(const uint8_t *buf, size_t len, struct tam_arena *aren
     if (err != TAM_OK) {
         memset(out, 0, sizeof(*out));
         if (err == TAM_EINVAL || err == TAM_ENOMEM) {
-            err = fail(why, err == TAM_EINVAL ? "sent plan: malformed" : "sent plan: no memory",
-                       err);
+            err =
+                fail(why, err == TAM_EINVAL ? "sent plan: malformed" : "sent plan: no memory", err);
         }
     }
     return err;

@@ -15,7 +15,7 @@
 #include "tam/err.h"
 #include "worker.h"
 
-#define EAT_MEDIA_TYPE "application/eat+cwt"
+#define EAT_MEDIA_TYPE      "application/eat+cwt"
 #define EAT_MEDIA_TYPE_TEEP EAT_MEDIA_TYPE "; eat_profile=" TAM_EAT_PROFILE_TEEP
 
 static int fail(const char **why, const char *reason, int err)

@@ -26,16 +26,15 @@
 #include "tam/suit.h"
 #include "worker.h"
 
-#define BUILD_LOCK_MS  10000
-#define BUILD_WAIT_MS  2000
-#define BUILD_POLL_MS  20
+#define BUILD_LOCK_MS 10000
+#define BUILD_WAIT_MS 2000
+#define BUILD_POLL_MS 20
 
-static const char cas_lua[] =
-    "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then\n"
-    "  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])\n"
-    "  return 1\n"
-    "end\n"
-    "return 0\n";
+static const char cas_lua[] = "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then\n"
+                              "  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])\n"
+                              "  return 1\n"
+                              "end\n"
+                              "return 0\n";
 
 static void free_entry(struct wk_entry *e)
 {
@@ -215,10 +214,9 @@ static int store_built(struct wk_job *j, const struct wk_entry *e, const struct 
 {
     char key[TAM_KEY_MAX];
     tam_key_tenant(key, j->tenant->t->id, "components");
-    const char *argv[] = {"EVAL", cas_lua, "1", key, e->field, (const char *)e->record,
-                          (const char *)rec->data};
-    size_t lens[] = {4, strlen(cas_lua), 1, strlen(key), strlen(e->field), e->record_len,
-                     rec->len};
+    const char *argv[] = {
+        "EVAL", cas_lua, "1", key, e->field, (const char *)e->record, (const char *)rec->data};
+    size_t lens[] = {4, strlen(cas_lua), 1, strlen(key), strlen(e->field), e->record_len, rec->len};
     redisReply *r = wk_cmd_argv(j->w, j->w->cmd, 7, argv, lens);
     if (r == NULL) {
         return TAM_EUNAVAIL;
@@ -285,8 +283,9 @@ static int build_entry(struct wk_job *j, struct wk_entry *e)
 {
     const char *tenant = j->tenant->t->id;
     if (j->tenant->manifest_key == NULL) {
-        tam_log(TAM_LOG_WARN, "event=component_skipped tenant=%s field=%.80s "
-                              "reason=\"TAM-built record but no manifest-key\"",
+        tam_log(TAM_LOG_WARN,
+                "event=component_skipped tenant=%s field=%.80s "
+                "reason=\"TAM-built record but no manifest-key\"",
                 tenant, e->field);
         return TAM_EKEY;
     }
@@ -359,8 +358,7 @@ static int load_entries(struct wk_job *j, struct wk_catalog *cat, const redisRep
     }
     size_t n = all->elements / 2;
     if (n > TAM_PLAN_MAX_CATALOGUE) {
-        tam_log(TAM_LOG_ERROR, "event=catalog_too_big tenant=%s entries=%zu", j->tenant->t->id,
-                n);
+        tam_log(TAM_LOG_ERROR, "event=catalog_too_big tenant=%s entries=%zu", j->tenant->t->id, n);
         return TAM_OK;
     }
     cat->entries = tam_calloc(n + 1, sizeof(*cat->entries));
@@ -399,8 +397,8 @@ static void load_policy(struct wk_job *j, struct wk_catalog *cat, const redisRep
                                      why, sizeof(why));
     if (err != TAM_OK) {
         char q[300];
-        tam_log(TAM_LOG_ERROR, "event=policy_invalid tenant=%s err=%s reason=%s",
-                j->tenant->t->id, tam_errname(err), tam_log_quote(why, strlen(why), q, sizeof(q)));
+        tam_log(TAM_LOG_ERROR, "event=policy_invalid tenant=%s err=%s reason=%s", j->tenant->t->id,
+                tam_errname(err), tam_log_quote(why, strlen(why), q, sizeof(q)));
     }
 }
 
@@ -437,8 +435,9 @@ static int load(struct wk_job *j, struct wk_catalog *cat)
         load_policy(j, cat, x->element[2]);
         cat->loaded = true;
         j->w->n.catalog_loads++;
-        tam_log(TAM_LOG_INFO, "event=catalog_loaded tenant=%s version=%lld entries=%u ready=%u "
-                              "rules=%u",
+        tam_log(TAM_LOG_INFO,
+                "event=catalog_loaded tenant=%s version=%lld entries=%u ready=%u "
+                "rules=%u",
                 tenant, cat->version, cat->n_entries, cat->n_manifests, cat->policy.plan.n_rules);
     } else {
         wk_catalog_free(cat);

@@ -13,33 +13,31 @@
 #include "worker.h"
 
 /* KEYS: marker device hist pending; ARGV: ttl change expected new history member now keep. */
-static const char apply_lua[] =
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
-    "if ARGV[2] == '1' then\n"
-    "  local cur = redis.call('HGET', KEYS[2], 'installed')\n"
-    "  if not cur then cur = '' end\n"
-    "  if cur ~= ARGV[3] then return -1 end\n"
-    "  redis.call('HSET', KEYS[2], 'installed', ARGV[4])\n"
-    "end\n"
-    "redis.call('HSET', KEYS[2], 'last_seen', ARGV[7])\n"
-    "redis.call('LPUSH', KEYS[3], ARGV[5])\n"
-    "redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[8]) - 1)\n"
-    "redis.call('ZREM', KEYS[4], ARGV[6])\n"
-    "redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])\n"
-    "return 1\n";
+static const char apply_lua[] = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+                                "if ARGV[2] == '1' then\n"
+                                "  local cur = redis.call('HGET', KEYS[2], 'installed')\n"
+                                "  if not cur then cur = '' end\n"
+                                "  if cur ~= ARGV[3] then return -1 end\n"
+                                "  redis.call('HSET', KEYS[2], 'installed', ARGV[4])\n"
+                                "end\n"
+                                "redis.call('HSET', KEYS[2], 'last_seen', ARGV[7])\n"
+                                "redis.call('LPUSH', KEYS[3], ARGV[5])\n"
+                                "redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[8]) - 1)\n"
+                                "redis.call('ZREM', KEYS[4], ARGV[6])\n"
+                                "redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])\n"
+                                "return 1\n";
 
 /* KEYS: pending; ARGV: expiry member now max ttl_ms. Returns the tokens dropped over the cap. */
-static const char pending_lua[] =
-    "redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])\n"
-    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])\n"
-    "redis.call('PEXPIRE', KEYS[1], ARGV[5])\n"
-    "local n = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])\n"
-    "local out = {}\n"
-    "if n > 0 then\n"
-    "  local popped = redis.call('ZPOPMIN', KEYS[1], n)\n"
-    "  for i = 1, #popped, 2 do out[#out + 1] = popped[i] end\n"
-    "end\n"
-    "return out\n";
+static const char pending_lua[] = "redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])\n"
+                                  "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])\n"
+                                  "redis.call('PEXPIRE', KEYS[1], ARGV[5])\n"
+                                  "local n = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])\n"
+                                  "local out = {}\n"
+                                  "if n > 0 then\n"
+                                  "  local popped = redis.call('ZPOPMIN', KEYS[1], n)\n"
+                                  "  for i = 1, #popped, 2 do out[#out + 1] = popped[i] end\n"
+                                  "end\n"
+                                  "return out\n";
 
 void wk_device_from_reply(const redisReply *r, struct wk_device *d)
 {
@@ -132,9 +130,8 @@ static void queue_claims(struct wk_job *j, const char *key, const struct tam_eat
         tam_hex_encode(c->hwmodel.ptr, c->hwmodel.len, hwmodel);
     }
     oemid_text(&c->oemid, oemid, sizeof(oemid));
-    wk_batch_addf(&j->commit,
-                  "HSET %s status attested ueid %s oemid %s hwmodel %s last_seen %s", key, ueid,
-                  oemid, hwmodel, now);
+    wk_batch_addf(&j->commit, "HSET %s status attested ueid %s oemid %s hwmodel %s last_seen %s",
+                  key, ueid, oemid, hwmodel, now);
 }
 
 void wk_device_refresh(struct wk_job *j, const struct tam_eat_claims *claims, bool attested)
@@ -203,8 +200,9 @@ int wk_device_apply(struct wk_job *j, const struct tam_bytes *old, const struct 
     (void)snprintf(now, sizeof(now), "%llu", (unsigned long long)j->now_ms);
     (void)snprintf(keep, sizeof(keep), "%d", WK_HISTORY_KEEP);
     /* Arguments 9..11 are binary (CBOR, JSON): their lengths are given, never strlen'd. */
-    const char *argv[] = {"EVAL", apply_lua, "4", marker, dev, hist, pending, ttl,
-                          change ? "1" : "0", "", "", "", tok, now, keep};
+    const char *argv[] = {"EVAL", apply_lua,          "4", marker, dev, hist, pending,
+                          ttl,    change ? "1" : "0", "",  "",     "",  tok,  now,
+                          keep};
     size_t lens[TAM_ARRAY_LEN(argv)];
     for (size_t i = 0; i < TAM_ARRAY_LEN(argv); i++) {
         lens[i] = strlen(argv[i]);
@@ -261,8 +259,8 @@ void wk_session_store(struct wk_job *j, const struct tam_sess *s, const struct t
     (void)snprintf(now, sizeof(now), "%llu", (unsigned long long)j->now_ms);
     (void)snprintf(max, sizeof(max), "%u", j->tenant->t->max_pending_per_device);
     j->pending_idx = (int)j->commit.n;
-    wk_batch_addf(&j->commit, "EVAL %s 1 %s %s %s %s %s %s", pending_lua, pending, expiry, tok,
-                  now, max, ttl);
+    wk_batch_addf(&j->commit, "EVAL %s 1 %s %s %s %s %s %s", pending_lua, pending, expiry, tok, now,
+                  max, ttl);
     wk_batch_addf(&j->undo, "ZREM %s %s", pending, tok);
 }
 

@@ -108,7 +108,7 @@ static int prefetch_all(struct worker *w, struct wk_job *jobs, struct wk_item *i
     if (slots == NULL) {
         return TAM_ENOMEM;
     }
-    int count = 0, err = TAM_OK;
+    int count = 0, err = wk_drain(w);
     for (size_t i = 0; i < n && err == TAM_OK; i++) {
         if (items[i].rc == TAM_OK) {
             err = prefetch_append(&jobs[i], slots, &count);
@@ -175,8 +175,7 @@ static void commit_queue(struct wk_job *j, const struct tam_buf *result)
 {
     char key[TAM_KEY_MAX];
     tam_key_job_done(key, j->sess.token, TAM_TOKEN_LEN);
-    wk_batch_addf(&j->commit, "SET %s %b NX EX %d", key, result->data, result->len,
-                  WK_DONE_TTL_S);
+    wk_batch_addf(&j->commit, "SET %s %b NX EX %d", key, result->data, result->len, WK_DONE_TTL_S);
 }
 
 /* The replies of one job's commit: state writes applied, then who set the done key. */
@@ -214,7 +213,7 @@ static void commit_all(struct worker *w, struct wk_job *jobs, struct wk_item *it
         }
     }
     redisReply **rep = tam_calloc(total + 1u, sizeof(*rep));
-    int err = rep == NULL ? TAM_ENOMEM : TAM_OK;
+    int err = rep == NULL ? TAM_ENOMEM : wk_drain(w);
     for (size_t i = 0; i < n && err == TAM_OK; i++) {
         struct wk_batch *b = &jobs[i].commit;
         for (uint32_t k = 0; items[i].rc == TAM_OK && jobs[i].needs_commit && k < b->n; k++) {

@@ -33,6 +33,14 @@ void wk_job_drop(struct wk_job *j, const char *reason)
     j->w->n.dropped++;
 }
 
+uint64_t wk_job_arrival_ms(const struct wk_job *j)
+{
+    /* The token's validity is judged when the message reached the gateway, not when a worker
+     * (perhaps after a crash and a reclaim) gets to it. */
+    return j->job.received_ms != 0 && j->job.received_ms <= j->now_ms ? j->job.received_ms
+                                                                      : j->now_ms;
+}
+
 int wk_job_agent_alg(const struct wk_job *j, const struct tam_cose_msg *cose)
 {
     for (unsigned i = 0; i < cose->nsigners; i++) {
@@ -92,8 +100,8 @@ static int sign_reply(struct wk_job *j, int alg, const struct tam_teep_msg *msg)
     tam_buf_reset(&j->body);
     int err = tam_sess_sign1(j->tenant->t, alg, msg, &j->body);
     if (err == TAM_ECOSE_ALG || err == TAM_EINVAL) {
-        tam_log(TAM_LOG_ERROR, "event=sign_failed tenant=%s alg=%d err=%s", j->tenant->t->id,
-                alg, tam_errname(err));
+        tam_log(TAM_LOG_ERROR, "event=sign_failed tenant=%s alg=%d err=%s", j->tenant->t->id, alg,
+                tam_errname(err));
         wk_job_drop(j, "cannot sign the answer");
         return TAM_OK;
     }
@@ -132,7 +140,7 @@ static int reject(struct wk_job *j, int alg, const char *why)
         wk_device_history(j, &h);
     }
     return error_update(j, alg, TAM_TEEP_ERR_ATTESTATION_REQUIRED, "attestation failed",
-                         "attestation-failed");
+                        "attestation-failed");
 }
 
 /* TP 4.3: with a token in the QueryRequest every SUIT report carries it as its nonce. */
@@ -294,7 +302,7 @@ static int on_error(struct wk_job *j, const struct tam_teep_msg *m, int alg)
                    : TAM_OK;
     case TAM_TEEP_ERR_UNSUPPORTED_MSG_VERSION:
         return m->has_versions && has_u32(m->versions, m->n_versions, 0) ? new_query(j, alg, false)
-                                                                        : TAM_OK;
+                                                                         : TAM_OK;
     case TAM_TEEP_ERR_ATTESTATION_REQUIRED:
         j->reason = "agent wants TAM attestation; none configured";
         return TAM_OK;
@@ -458,7 +466,7 @@ int wk_query_run(struct wk_job *j)
     if (err != TAM_OK) {
         return err == TAM_EDENIED ? TAM_OK : err;
     }
-    err = tam_sess_check_answer(&j->sess, &m, j->now_ms, &why);
+    err = tam_sess_check_answer(&j->sess, &m, wk_job_arrival_ms(j), &why);
     if (err == TAM_ETEEP) {
         j->reason = why;
         return error_update(j, alg, TAM_TEEP_ERR_PERMANENT_ERROR, "missing requested data item",

@@ -75,8 +75,8 @@ static void load_plan(struct wk_job *j, struct report_state *st)
     }
     const char *why = NULL;
     if (tam_store_sent_decode(b.ptr, b.len, &j->arena, &st->plan, &why) != TAM_OK) {
-        tam_log(TAM_LOG_ERROR, "event=sent_plan_invalid tenant=%s reason=\"%s\"",
-                j->tenant->t->id, why);
+        tam_log(TAM_LOG_ERROR, "event=sent_plan_invalid tenant=%s reason=\"%s\"", j->tenant->t->id,
+                why);
     }
 }
 
@@ -94,8 +94,8 @@ static int compute(struct wk_job *j, const struct tam_teep_msg *m, const struct 
         return err == TAM_ENOMEM ? err : TAM_OK; /* leave a broken record alone */
     }
     bool success = m->type == TAM_TEEP_SUCCESS;
-    bool partial = m->type == TAM_TEEP_ERROR &&
-                   m->err_code == TAM_TEEP_ERR_MANIFEST_PROCESSING_FAILED;
+    bool partial =
+        m->type == TAM_TEEP_ERROR && m->err_code == TAM_TEEP_ERR_MANIFEST_PROCESSING_FAILED;
     *change = (success && !tam_plan_is_empty(&st->plan)) || (partial && st->plan.n_entries > 0);
     if (!*change) {
         return TAM_OK;
@@ -191,7 +191,7 @@ static int decode(struct wk_job *j, struct tam_cose_msg *cose, struct tam_teep_m
         wk_job_drop(j, err == TAM_ESIG ? "signature does not verify" : "device key unknown");
         return TAM_EDENIED;
     }
-    if (err == TAM_OK && tam_sess_check_answer(&j->sess, m, j->now_ms, &why) != TAM_OK) {
+    if (err == TAM_OK && tam_sess_check_answer(&j->sess, m, wk_job_arrival_ms(j), &why) != TAM_OK) {
         wk_job_drop(j, why);
         return TAM_EDENIED;
     }

@@ -120,8 +120,9 @@ static int run(const struct tam_config *cfg)
     int err = wk_tenants_load(&w);
     if (err == TAM_OK) {
         limit_memory(cfg->mem_limit);
-        tam_log(TAM_LOG_INFO, "event=worker_start worker=%s tenants=%u batch=%u attempts=%u "
-                              "claim_idle_ms=%llu",
+        tam_log(TAM_LOG_INFO,
+                "event=worker_start worker=%s tenants=%u batch=%u attempts=%u "
+                "claim_idle_ms=%llu",
                 w.id, w.n_tenants, cfg->worker_batch, cfg->job_attempts,
                 (unsigned long long)cfg->claim_idle_ms);
         err = wk_queue_run(&w);

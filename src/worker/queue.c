@@ -33,6 +33,7 @@
 
 static void drop_connections(struct worker *w)
 {
+    w->deferred = 0;
     if (w->cmd != NULL) {
         redisFree(w->cmd);
     }
@@ -50,8 +51,8 @@ static bool connected(const struct worker *w)
 
 static int ensure_group(struct worker *w)
 {
-    redisReply *r = wk_cmd(w, w->cmd, "XGROUP CREATE %s %s 0 MKSTREAM", TAM_KEY_JOBS,
-                           TAM_KEY_JOBS_GROUP);
+    redisReply *r =
+        wk_cmd(w, w->cmd, "XGROUP CREATE %s %s 0 MKSTREAM", TAM_KEY_JOBS, TAM_KEY_JOBS_GROUP);
     if (r == NULL) {
         return TAM_EUNAVAIL;
     }
@@ -114,28 +115,34 @@ static struct tam_bytes entry_job(const redisReply *e)
     return tam_bytes_of(NULL, 0);
 }
 
-/* Results, then one XACK and one XDEL for every finished item: one pipeline. */
+/*
+ * Results, then one XACK and one XDEL for every finished item, written at once; their replies
+ * are read later (wk_drain), so the next XREADGROUP overlaps with this round trip.
+ */
 static void ack_all(struct worker *w, struct wk_item *items, size_t n)
 {
-    struct wk_batch b;
-    wk_batch_init(&b);
     const char *ack[4 + WK_CHUNK] = {"XACK", TAM_KEY_JOBS, TAM_KEY_JOBS_GROUP};
     const char *del[3 + WK_CHUNK] = {"XDEL", TAM_KEY_JOBS};
     size_t lack[4 + WK_CHUNK], ldel[3 + WK_CHUNK];
     int nack = 3, ndel = 2;
+    uint32_t owed = 0;
+    if (wk_drain(w) != TAM_OK) {
+        return;
+    }
     for (size_t i = 0; i < n && i < WK_CHUNK; i++) {
         if (items[i].rc != TAM_OK) {
             continue;
         }
-        if (items[i].reply_to[0] != '\0') {
-            wk_batch_addf(&b, "XADD %s MAXLEN ~ %d * result %b", items[i].reply_to,
-                          WK_RESULTS_MAXLEN, items[i].result.data, items[i].result.len);
+        if (items[i].reply_to[0] != '\0' &&
+            redisAppendCommand(w->cmd, "XADD %s MAXLEN ~ %d * result %b", items[i].reply_to,
+                               WK_RESULTS_MAXLEN, items[i].result.data,
+                               items[i].result.len) == REDIS_OK) {
+            owed++;
         }
         ack[nack++] = items[i].id;
         del[ndel++] = items[i].id;
     }
     if (nack == 3) {
-        wk_batch_finish(&b);
         return;
     }
     for (int i = 0; i < nack; i++) {
@@ -144,21 +151,11 @@ static void ack_all(struct worker *w, struct wk_item *items, size_t n)
     for (int i = 0; i < ndel; i++) {
         ldel[i] = strlen(del[i]);
     }
-    wk_batch_add(&b, nack, ack, lack);
-    wk_batch_add(&b, ndel, del, ldel);
-    redisReply *rep[WK_BATCH_MAX];
-    uint32_t nrep = b.n;
-    if (wk_batch_exec(w, &b, rep) == TAM_OK) {
-        for (uint32_t i = 0; i < nrep; i++) {
-            if (!wk_reply_ok(rep[i])) {
-                tam_log(TAM_LOG_ERROR, "event=redis_reply_error step=reply msg=\"%.120s\"",
-                        rep[i] != NULL ? rep[i]->str : "");
-            }
-        }
-        wk_replies_free(rep, nrep);
+    owed += redisAppendCommandArgv(w->cmd, nack, ack, lack) == REDIS_OK;
+    owed += redisAppendCommandArgv(w->cmd, ndel, del, ldel) == REDIS_OK;
+    if (wk_flush_deferred(w, owed) == TAM_OK) {
         w->n.done += (uint64_t)(nack - 3);
     }
-    wk_batch_finish(&b);
 }
 
 static void dead_letter(struct worker *w, const char *id, struct tam_bytes job, long long count,
@@ -194,8 +191,9 @@ static bool still_ours(struct worker *w, const char *id, uint64_t held_ms)
     if (held_ms < w->cfg->claim_idle_ms / 2) {
         return true;
     }
-    redisReply *r = wk_cmd(w, w->cmd, "XCLAIM %s %s %s %llu %s JUSTID", TAM_KEY_JOBS,
-                           TAM_KEY_JOBS_GROUP, w->id, (unsigned long long)(held_ms - w->cfg->claim_idle_ms / 2), id);
+    redisReply *r =
+        wk_cmd(w, w->cmd, "XCLAIM %s %s %s %llu %s JUSTID", TAM_KEY_JOBS, TAM_KEY_JOBS_GROUP, w->id,
+               (unsigned long long)(held_ms - w->cfg->claim_idle_ms / 2), id);
     bool ours = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1;
     if (r != NULL) {
         freeReplyObject(r);
@@ -220,12 +218,13 @@ static void process_chunk(struct worker *w, const redisReply *entries, size_t fr
     for (size_t i = from; i < to; i++) {
         struct wk_item *it = &items[n];
         memset(it, 0, sizeof(*it));
-        if (!entry_id(entries->element[i], it->id) || !still_ours(w, it->id, held)) {
-            continue;
+        long long d = deliveries != NULL ? deliveries[i] : 1;
+        if (d == LLONG_MAX || !entry_id(entries->element[i], it->id) ||
+            !still_ours(w, it->id, held)) {
+            continue; /* LLONG_MAX: claimed, but no longer pending for this worker */
         }
         w->n.jobs++;
         it->raw = entry_job(entries->element[i]);
-        long long d = deliveries != NULL ? deliveries[i] : 1;
         if (d > (long long)w->cfg->job_attempts) {
             dead_letter(w, it->id, it->raw, d, "attempts exhausted");
             continue;
@@ -256,9 +255,9 @@ static void process_entries(struct worker *w, const redisReply *entries,
 
 static void read_batch(struct worker *w)
 {
-    redisReply *r = wk_cmd(w, w->blk, "XREADGROUP GROUP %s %s COUNT %u BLOCK %d STREAMS %s >",
-                           TAM_KEY_JOBS_GROUP, w->id, w->cfg->worker_batch, WK_BLOCK_MS,
-                           TAM_KEY_JOBS);
+    redisReply *r =
+        wk_cmd(w, w->blk, "XREADGROUP GROUP %s %s COUNT %u BLOCK %d STREAMS %s >",
+               TAM_KEY_JOBS_GROUP, w->id, w->cfg->worker_batch, WK_BLOCK_MS, TAM_KEY_JOBS);
     if (r == NULL) {
         return;
     }
@@ -312,9 +311,9 @@ static void process_claimed(struct worker *w, const redisReply *entries)
         !entry_id(entries->element[entries->elements - 1], last)) {
         return;
     }
-    redisReply *p = wk_cmd(w, w->cmd, "XPENDING %s %s %s %s %llu %s", TAM_KEY_JOBS,
-                           TAM_KEY_JOBS_GROUP, first, last,
-                           (unsigned long long)entries->elements, w->id);
+    redisReply *p =
+        wk_cmd(w, w->cmd, "XPENDING %s %s %s %s %llu %s", TAM_KEY_JOBS, TAM_KEY_JOBS_GROUP, first,
+               last, (unsigned long long)entries->elements + 64, w->id);
     long long *counts = tam_calloc(entries->elements + 1, sizeof(*counts));
     if (p == NULL || counts == NULL) {
         tam_free(counts);
@@ -326,7 +325,7 @@ static void process_claimed(struct worker *w, const redisReply *entries)
     for (size_t i = 0; i < entries->elements; i++) {
         char id[ENTRY_ID_MAX];
         counts[i] = entry_id(entries->element[i], id) ? pending_count(p, id) : 0;
-        /* 0: no longer pending for us (acknowledged meanwhile): attempts check skips it. */
+        /* 0: no longer pending for us (another worker took it meanwhile): skipped. */
         counts[i] = counts[i] > 0 ? counts[i] : LLONG_MAX;
         if (counts[i] != LLONG_MAX) {
             w->n.claimed++;
@@ -341,9 +340,9 @@ static void process_claimed(struct worker *w, const redisReply *entries)
 /* Returns true when a full batch was claimed (more may be waiting). */
 static bool claim(struct worker *w)
 {
-    redisReply *r = wk_cmd(w, w->cmd, "XAUTOCLAIM %s %s %s %llu 0-0 COUNT %u", TAM_KEY_JOBS,
-                           TAM_KEY_JOBS_GROUP, w->id, (unsigned long long)w->cfg->claim_idle_ms,
-                           w->cfg->worker_batch);
+    redisReply *r =
+        wk_cmd(w, w->cmd, "XAUTOCLAIM %s %s %s %llu 0-0 COUNT %u", TAM_KEY_JOBS, TAM_KEY_JOBS_GROUP,
+               w->id, (unsigned long long)w->cfg->claim_idle_ms, w->cfg->worker_batch);
     if (r == NULL) {
         return false;
     }
@@ -424,6 +423,7 @@ int wk_queue_run(struct worker *w)
         }
         read_batch(w);
     }
+    (void)wk_drain(w);
     drop_connections(w);
     return TAM_OK;
 }

@@ -14,8 +14,46 @@ static void note_io_error(struct worker *w, redisContext *c)
             c->errstr);
 }
 
+int wk_drain(struct worker *w)
+{
+    while (w->deferred > 0 && w->cmd != NULL && w->cmd->err == 0) {
+        void *r = NULL;
+        if (redisGetReply(w->cmd, &r) != REDIS_OK) {
+            note_io_error(w, w->cmd);
+            break;
+        }
+        w->deferred--;
+        const redisReply *rep = r;
+        if (rep->type == REDIS_REPLY_ERROR) {
+            tam_log(TAM_LOG_ERROR, "event=redis_reply_error step=reply msg=\"%.120s\"", rep->str);
+        }
+        freeReplyObject(r);
+    }
+    if (w->cmd == NULL || w->cmd->err != 0) {
+        w->deferred = 0;
+        return TAM_EUNAVAIL;
+    }
+    return TAM_OK;
+}
+
+int wk_flush_deferred(struct worker *w, uint32_t n)
+{
+    int done = 0;
+    while (!done) {
+        if (redisBufferWrite(w->cmd, &done) != REDIS_OK) {
+            note_io_error(w, w->cmd);
+            return TAM_EUNAVAIL;
+        }
+    }
+    w->deferred += n;
+    return TAM_OK;
+}
+
 redisReply *wk_cmd(struct worker *w, redisContext *c, const char *fmt, ...)
 {
+    if (c == w->cmd) {
+        (void)wk_drain(w);
+    }
     if (c == NULL || c->err != 0) {
         return NULL;
     }
@@ -32,6 +70,9 @@ redisReply *wk_cmd(struct worker *w, redisContext *c, const char *fmt, ...)
 redisReply *wk_cmd_argv(struct worker *w, redisContext *c, int argc, const char **argv,
                         const size_t *lens)
 {
+    if (c == w->cmd) {
+        (void)wk_drain(w);
+    }
     if (c == NULL || c->err != 0) {
         return NULL;
     }
@@ -108,6 +149,7 @@ int wk_batch_exec(struct worker *w, struct wk_batch *b, redisReply **replies)
     if (b->overflow) {
         return TAM_ENOMEM;
     }
+    (void)wk_drain(w);
     if (c == NULL || c->err != 0) {
         return TAM_EUNAVAIL;
     }

@@ -88,8 +88,9 @@ static int load_tam_keys(struct wk_tenant *wt, const struct tam_config_tenant *c
         }
         int slot = tam_key_type(k) == TAM_KEY_P256 ? 0 : 1;
         if (!tam_key_has_private(k) || wt->t->tam_keys[slot] != NULL) {
-            tam_log(TAM_LOG_ERROR, "event=key_invalid tenant=%s key=tam-key path=\"%.200s\" "
-                                   "reason=\"needs one private P-256 and/or Ed25519 key\"",
+            tam_log(TAM_LOG_ERROR,
+                    "event=key_invalid tenant=%s key=tam-key path=\"%.200s\" "
+                    "reason=\"needs one private P-256 and/or Ed25519 key\"",
                     ct->id, ct->tam_keys.v[i]);
             tam_key_destroy(k);
             return TAM_EKEY;
@@ -107,14 +108,14 @@ static int load_manifest_key(struct wk_tenant *wt, const struct tam_config_tenan
     }
     int err = load_key(ct->id, "manifest-key", ct->manifest_keys.v[0], &wt->manifest_key);
     if (err == TAM_OK && !tam_key_has_private(wt->manifest_key)) {
-        tam_log(TAM_LOG_ERROR, "event=key_invalid tenant=%s key=manifest-key "
-                               "reason=\"a private key is needed\"",
+        tam_log(TAM_LOG_ERROR,
+                "event=key_invalid tenant=%s key=manifest-key "
+                "reason=\"a private key is needed\"",
                 ct->id);
         return TAM_EKEY;
     }
-    struct tam_key **v = err == TAM_OK ? tam_realloc(wt->signer.v, (wt->signer.n + 1) *
-                                                                       sizeof(*v))
-                                       : NULL;
+    struct tam_key **v =
+        err == TAM_OK ? tam_realloc(wt->signer.v, (wt->signer.n + 1) * sizeof(*v)) : NULL;
     if (err == TAM_OK && v == NULL) {
         return TAM_ENOMEM;
     }
@@ -188,8 +189,9 @@ int wk_tenants_load(struct worker *w)
         if (err != TAM_OK) {
             return err;
         }
-        tam_log(TAM_LOG_INFO, "event=tenant_loaded tenant=%s attester_keys=%zu verifier_keys=%zu "
-                              "signer_keys=%zu device_keys=%zu manifest_key=%s",
+        tam_log(TAM_LOG_INFO,
+                "event=tenant_loaded tenant=%s attester_keys=%zu verifier_keys=%zu "
+                "signer_keys=%zu device_keys=%zu manifest_key=%s",
                 cfg->tenants[i].id, w->tenants[i].attester.n, w->tenants[i].verifier.n,
                 w->tenants[i].signer.n, w->tenants[i].device.n,
                 w->tenants[i].manifest_key != NULL ? "yes" : "no");

@@ -3,9 +3,12 @@
  *
  * A worker is one blocking loop over two synchronous hiredis connections: `blk` is parked in
  * XREADGROUP BLOCK (DEPS.md 5: a blocked read stalls every command behind it), `cmd` carries
- * everything else. A job's Redis work is batched into three round trips: a prefetch pipeline
- * (done key, catalogue version, device record, sent plan), a commit pipeline (state writes
- * followed by SET done NX) and a reply pipeline (XADD result, XACK, XDEL).
+ * everything else. Jobs are processed in chunks of up to WK_CHUNK, and a chunk's Redis work
+ * is batched into three pipelines for all its jobs: prefetch (done key, catalogue version,
+ * device record, sent plan), commit (state writes, then SET done NX per job) and reply
+ * (XADD results, one XACK, one XDEL), whose replies are read later (wk_drain) so that round
+ * trip overlaps with the next XREADGROUP. Handlers may still issue their own commands
+ * (catalogue loads, a report's Lua apply), synchronously, between the pipelines.
  */
 #ifndef TAM_WORKER_WORKER_H
 #define TAM_WORKER_WORKER_H
@@ -107,6 +110,7 @@ struct worker {
     uint32_t n_tenants;
     struct wk_counters n;
     uint64_t next_claim_ms;
+    uint32_t deferred; /* replies still owed on cmd (the last chunk's results and acks) */
     volatile sig_atomic_t *stop;
     volatile sig_atomic_t *dump;
 };
@@ -139,8 +143,8 @@ struct wk_job {
     /* The device, once the message's sender is known. */
     bool has_kid;
     uint8_t kid[TAM_KID_LEN];
-    struct tam_key *learned; /* a key from the EAT cnf or the device record (owned) */
-    bool learning;           /* the device is unknown: its key comes from the EAT cnf */
+    struct tam_key *learned;          /* a key from the EAT cnf or the device record (owned) */
+    bool learning;                    /* the device is unknown: its key comes from the EAT cnf */
     const struct tam_key *sender_key; /* the key that verified the message, when known */
     /* The result. */
     uint16_t status;
@@ -155,6 +159,15 @@ struct wk_job {
 };
 
 /* ---- rcmd.c: synchronous hiredis helpers ---- */
+
+/*
+ * Deferred replies. A chunk's results and acknowledgements are written at once but their
+ * replies (which nothing depends on) are read later, while the next XREADGROUP waits: every
+ * other use of cmd first reads them (wk_drain; the helpers below do it themselves).
+ */
+int wk_drain(struct worker *w);
+/* Writes what was appended on cmd and records that n replies are owed. */
+int wk_flush_deferred(struct worker *w, uint32_t n);
 
 /* One command; NULL on a connection error (logged, counted). Free with freeReplyObject. */
 redisReply *wk_cmd(struct worker *w, redisContext *c, const char *fmt, ...);
@@ -266,15 +279,17 @@ int wk_report_run(struct wk_job *j);
 void wk_job_drop(struct wk_job *j, const char *reason);
 int wk_job_verify_sender(struct wk_job *j, const struct tam_cose_msg *cose);
 int wk_job_agent_alg(const struct wk_job *j, const struct tam_cose_msg *cose);
+/* When the gateway received the message (job.received_ms; now if absent or in the future). */
+uint64_t wk_job_arrival_ms(const struct wk_job *j);
 
 /* ---- job.c ---- */
 
 /* One stream entry of a batch. */
 struct wk_item {
-    char id[48];           /* stream entry id */
-    struct tam_bytes raw;  /* its `job` field (borrowed from the XREADGROUP reply) */
-    int rc;                /* out: see wk_jobs_process */
-    struct tam_buf result; /* out: the encoded tam_job_result (caller finishes) */
+    char id[48];                          /* stream entry id */
+    struct tam_bytes raw;                 /* its `job` field (borrowed from the XREADGROUP reply) */
+    int rc;                               /* out: see wk_jobs_process */
+    struct tam_buf result;                /* out: the encoded tam_job_result (caller finishes) */
     char reply_to[TAM_JOB_REPLY_MAX + 1]; /* out: where to send it; "" = nowhere */
 };
 

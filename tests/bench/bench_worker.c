@@ -57,6 +57,8 @@ struct bench {
 
 static struct bench B;
 
+static void die(const char *fmt, ...) TAM_PRINTF(1, 2);
+
 static void die(const char *fmt, ...)
 {
     va_list ap;
@@ -102,8 +104,8 @@ static double proc_cpu_s(pid_t pid)
     const char *p = strrchr(buf, ')');
     unsigned long long ut = 0, st = 0;
     /* After the comm field: state, then fields 4..13, then utime (14) and stime (15). */
-    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-                            &st) != 2) {
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) {
         die("cannot parse %s", path);
     }
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
@@ -203,8 +205,9 @@ static void start_redis(void)
     snprintf(B.addr, sizeof(B.addr), "unix:%s", B.sock);
     char log[128];
     snprintf(log, sizeof(log), "%s/redis.log", B.dir);
-    char *argv[] = {"redis-server", "--port", "0", "--unixsocket", B.sock, "--dir", B.dir,
-                    "--save", "", "--appendonly", "no", "--daemonize", "no", NULL};
+    char *argv[] = {"redis-server", "--port", "0", "--unixsocket", B.sock, "--dir",
+                    B.dir,          "--save", "",  "--appendonly", "no",   "--daemonize",
+                    "no",           NULL};
     B.redis = spawn(argv, log);
     for (int i = 0; i < 500; i++) {
         if (tam_redis_sync_connect(B.addr, 1000, &B.c) == TAM_OK) {
@@ -335,8 +338,8 @@ static void build_eat(const struct tam_sess *s, const struct tam_key *agent, con
     memset(&c, 0, sizeof(c));
     int64_t now = (int64_t)(wall_ms() / 1000);
     c.present = TAM_EAT_HAS_IAT | TAM_EAT_HAS_EXP | TAM_EAT_HAS_CNF | TAM_EAT_HAS_NONCE |
-                TAM_EAT_HAS_UEID | TAM_EAT_HAS_OEMID | TAM_EAT_HAS_HWMODEL |
-                TAM_EAT_HAS_HWVERSION | TAM_EAT_HAS_PROFILE | TAM_EAT_HAS_MANIFESTS;
+                TAM_EAT_HAS_UEID | TAM_EAT_HAS_OEMID | TAM_EAT_HAS_HWMODEL | TAM_EAT_HAS_HWVERSION |
+                TAM_EAT_HAS_PROFILE | TAM_EAT_HAS_MANIFESTS;
     c.iat = now;
     c.exp = now + 3600;
     struct tam_buf key;
@@ -448,9 +451,9 @@ static int read_results(int block_ms, int *status_200)
             snprintf(B.last_id, sizeof(B.last_id), "%s", e->element[0]->str);
             struct tam_job_result res;
             redisReply *f = e->element[1];
-            if (f->elements >= 2 && tam_job_result_decode((const uint8_t *)f->element[1]->str,
-                                                          f->element[1]->len, &res,
-                                                          NULL) == TAM_OK) {
+            if (f->elements >= 2 &&
+                tam_job_result_decode((const uint8_t *)f->element[1]->str, f->element[1]->len, &res,
+                                      NULL) == TAM_OK) {
                 *status_200 += res.status == 200;
             }
             n++;
@@ -481,7 +484,8 @@ typedef void (*op_fn)(long i);
 
 static uint8_t g_msg[300], g_sig[TAM_SIG_MAX];
 static size_t g_sig_len;
-static uint8_t g_pub[64][64], g_psig[64][TAM_SIG_MAX];
+#define FRESH_KEYS 384 /* keys used once each: [0, N) import+verify, [N, 2N) import only */
+static uint8_t g_pub[2 * FRESH_KEYS][64], g_psig[FRESH_KEYS][TAM_SIG_MAX];
 
 static void op_sign(long i)
 {
@@ -498,19 +502,22 @@ static void op_verify(long i)
 static void op_import(long i)
 {
     struct tam_key *k = NULL;
-    check(tam_key_from_raw_public(TAM_KEY_P256, g_pub[i % 64], 64, &k), "import");
+    check(tam_key_from_raw_public(TAM_KEY_P256, g_pub[FRESH_KEYS + i % FRESH_KEYS], 64, &k),
+          "import");
     tam_key_destroy(k);
 }
 
 static void op_fresh(long i)
 {
     struct tam_key *k = NULL;
-    check(tam_key_from_raw_public(TAM_KEY_P256, g_pub[i % 64], 64, &k), "import");
-    check(tam_verify(k, TAM_ALG_ESP256, g_msg, sizeof(g_msg), g_psig[i % 64], 64), "verify");
+    check(tam_key_from_raw_public(TAM_KEY_P256, g_pub[i % FRESH_KEYS], 64, &k), "import");
+    check(tam_verify(k, TAM_ALG_ESP256, g_msg, sizeof(g_msg), g_psig[i % FRESH_KEYS], 64),
+          "verify");
     tam_key_destroy(k);
 }
 
-static struct rate measure(op_fn op, double secs)
+/* Runs op for secs (at most max_n times: each fresh key is used once, as in the worker). */
+static struct rate measure(op_fn op, double secs, long max_n)
 {
     long n = 0;
     double w0 = now_s(), c0 = cpu_s(), w;
@@ -519,7 +526,7 @@ static struct rate measure(op_fn op, double secs)
             op(n);
         }
         w = now_s() - w0;
-    } while (w < secs);
+    } while (w < secs && n + 16 <= max_n);
     struct rate r = {(double)n / w, (double)n / (cpu_s() - c0)};
     return r;
 }
@@ -528,12 +535,14 @@ static void crypto_setup(void)
 {
     memset(g_msg, 0x5a, sizeof(g_msg));
     op_sign(0);
-    for (int i = 0; i < 64; i++) {
+    for (int i = 0; i < 2 * FRESH_KEYS; i++) {
         struct tam_key *k = NULL;
         size_t len = 0;
         check(tam_key_generate(TAM_KEY_P256, &k), "keygen");
         (void)tam_key_public_raw(k, g_pub[i]);
-        check(tam_sign(k, TAM_ALG_ESP256, g_msg, sizeof(g_msg), g_psig[i], &len), "sign");
+        if (i < FRESH_KEYS) {
+            check(tam_sign(k, TAM_ALG_ESP256, g_msg, sizeof(g_msg), g_psig[i], &len), "sign");
+        }
         tam_key_destroy(k);
     }
 }
@@ -541,10 +550,11 @@ static void crypto_setup(void)
 static struct rates crypto_rates(double secs)
 {
     struct rates r;
-    r.sign = measure(op_sign, secs);
-    r.verify = measure(op_verify, secs);
-    r.fresh = measure(op_fresh, secs / 2);
-    r.import_cpu = measure(op_import, secs / 2).cpu;
+    crypto_setup(); /* fresh keys for every measurement */
+    r.sign = measure(op_sign, secs, LONG_MAX);
+    r.verify = measure(op_verify, secs, LONG_MAX);
+    r.fresh = measure(op_fresh, secs, FRESH_KEYS);
+    r.import_cpu = measure(op_import, secs, FRESH_KEYS).cpu;
     return r;
 }
 
@@ -648,14 +658,15 @@ static void kid_of(int i, uint8_t kid[32])
 static void report_mode(const char *label, struct tput t, double wall_cost, double cpu_cost)
 {
     printf("  %s\n", label);
-    printf("    wall: %7.0f jobs/s, crypto bound %7.0f/s, ratio %5.1f%%\n", t.wall,
-           1.0 / wall_cost, 100.0 * t.wall * wall_cost);
-    printf("    cpu:  %7.0f jobs per worker CPU second, crypto bound %7.0f, ratio %5.1f%%\n",
-           t.cpu, 1.0 / cpu_cost, 100.0 * t.cpu * cpu_cost);
+    printf("    wall: %7.0f jobs/s, crypto bound %7.0f/s, ratio %5.1f%%\n", t.wall, 1.0 / wall_cost,
+           100.0 * t.wall * wall_cost);
+    printf("    cpu:  %7.0f jobs per worker CPU second, crypto bound %7.0f, ratio %5.1f%%\n", t.cpu,
+           1.0 / cpu_cost, 100.0 * t.cpu * cpu_cost);
 }
 
 int main(int argc, char **argv)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress shows as it happens, even into a file */
     bool quick = argc > 1 && strcmp(argv[1], "quick") == 0;
     int n_tp = quick ? 400 : 2000, n_lat = quick ? 200 : 1000, n_att = quick ? 100 : 400;
     if (getenv("TAM_BENCH_TP") != NULL) { /* profiling: a long registered-device run only */
@@ -708,7 +719,6 @@ int main(int argc, char **argv)
            quick ? "quick" : "full");
     /* Warm up: the worker connects and loads the catalogues. */
     latency("warm-up (first job, catalogue load)", &jobs[total - 1], 1);
-    crypto_setup();
     struct rates r = crypto_rates(secs);
     struct tput tp = throughput(jobs, n_tp);
     struct tput att = n_att > 0 ? throughput(&jobs[total], n_att) : (struct tput){0, 0};
@@ -722,8 +732,8 @@ int main(int argc, char **argv)
                 1 / r.verify.wall + 1 / r.sign.wall, 1 / r.verify.cpu + 1 / r.sign.cpu);
     /* The cnf key is imported twice (the EAT decoder computes its thumbprint; the worker
      * imports it to verify the message): one extra import beside import+verify. */
-    report_mode("attested enrollment: EAT verify + cnf key import x2 + message verify + sign",
-                att, 1 / r.verify.wall + 1 / r.fresh.wall + 1 / r.sign.wall + 1 / r.import_cpu,
+    report_mode("attested enrollment: EAT verify + cnf key import x2 + message verify + sign", att,
+                1 / r.verify.wall + 1 / r.fresh.wall + 1 / r.sign.wall + 1 / r.import_cpu,
                 1 / r.verify.cpu + 1 / r.fresh.cpu + 1 / r.sign.cpu + 1 / r.import_cpu);
 
     /* Hop latency: jobs answered from the done key measure the queue itself. */

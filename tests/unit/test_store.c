@@ -134,9 +134,9 @@ Test(store, installed_empty_and_malformed)
     /* [[[h'61'], null, 1, h'00']]: digest of 1 byte */
     static const uint8_t short_digest[] = {0x81, 0x84, 0x81, 0x41, 0x61, 0xf6, 0x01, 0x41, 0x00};
     const char *why = NULL;
-    cr_assert_eq(tam_store_installed_decode(short_digest, sizeof(short_digest), &g_arena, &out,
-                                            &n, &why),
-                 TAM_EINVAL);
+    cr_assert_eq(
+        tam_store_installed_decode(short_digest, sizeof(short_digest), &g_arena, &out, &n, &why),
+        TAM_EINVAL);
     cr_assert_not_null(why);
     cr_assert_eq(n, 0);
     static const uint8_t map[] = {0xa0};

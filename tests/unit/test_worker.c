@@ -32,18 +32,18 @@
 #include "tam/teep.h"
 #include "testutil.h"
 
-#define REPLY      "tam:{gw:test}:results"
-#define MAXW       4
-#define MAXJOBS    512
-#define ACME       "acme"
-#define OPEN       "open"
-#define WAIT_MS    15000
+#define REPLY   "tam:{gw:test}:results"
+#define MAXW    4
+#define MAXJOBS 512
+#define ACME    "acme"
+#define OPEN    "open"
+#define WAIT_MS 15000
 
 /* The uri-scenario component of the vectors (teep_suit_uri.hex). */
-#define SEG_DEVICE "544545502d446576696365"
-#define SEG_FS     "5365637572654653"
-#define SEG_UUID   "8d82573a926d4754935332dc29997f74"
-#define SEG_TA     "7461"
+#define SEG_DEVICE  "544545502d446576696365"
+#define SEG_FS      "5365637572654653"
+#define SEG_UUID    "8d82573a926d4754935332dc29997f74"
+#define SEG_TA      "7461"
 #define URI_ID_JSON "[\"" SEG_DEVICE "\",\"" SEG_FS "\",\"" SEG_UUID "\",\"" SEG_TA "\"]"
 
 struct fx {
@@ -147,8 +147,8 @@ static void write_config(const char *extra)
                      "[tenant " OPEN "]\nenrollment = attested\n"
                      "tam-key = %s\ntam-key = %s\ntc-signer-key = %s\n"
                      "attester-key = %s/attester.pem\n",
-                     F.rs.addr, extra != NULL ? extra : "", vec[0], vec[1], vec[2], vec[3],
-                     F.dir, F.dir, F.dir, vec[0], vec[1], vec[2], F.dir);
+                     F.rs.addr, extra != NULL ? extra : "", vec[0], vec[1], vec[2], vec[3], F.dir,
+                     F.dir, F.dir, vec[0], vec[1], vec[2], F.dir);
     cr_assert_lt(n, (int)sizeof(text));
     snprintf(F.conf, sizeof(F.conf), "%s/worker.ini", F.dir);
     write_file(F.conf, text, (size_t)n);
@@ -157,14 +157,15 @@ static void write_config(const char *extra)
 static void fx_start(const char *extra)
 {
     memset(&F, 0, sizeof(F));
+    /* Vectors first: a setup that fails there leaves no directory or server behind. */
+    F.tam_p256 = load_vector_key("tam_p256.priv.pem");
+    F.tam_ed = load_vector_key("tam_ed25519.priv.pem");
+    F.agent = load_vector_key("agent_p256.priv.pem");
     snprintf(F.dir, sizeof(F.dir), "/tmp/tu-worker-XXXXXX");
     cr_assert_not_null(mkdtemp(F.dir));
     find_exe();
     F.rs.aof = true;
     tu_redis_start(&F.rs);
-    F.tam_p256 = load_vector_key("tam_p256.priv.pem");
-    F.tam_ed = load_vector_key("tam_ed25519.priv.pem");
-    F.agent = load_vector_key("agent_p256.priv.pem");
     F.attester = new_key("attester.pem", TAM_KEY_P256);
     F.verifier = new_key("verifier.pem", TAM_KEY_ED25519);
     F.manifest = new_key("manifest.pem", TAM_KEY_P256);
@@ -351,20 +352,20 @@ enum nonce_mode { NONCE_CHALLENGE, NONCE_TOKEN, NONCE_WRONG };
 
 struct qopts {
     const char *tenant;
-    bool unverified;           /* the gateway could not verify (unknown device) */
-    bool no_device;            /* the gateway does not know the device */
-    const uint8_t *kid;        /* device kid (default: the agent key's) */
-    bool attest;               /* attach an EAT */
+    bool unverified;    /* the gateway could not verify (unknown device) */
+    bool no_device;     /* the gateway does not know the device */
+    const uint8_t *kid; /* device kid (default: the agent key's) */
+    bool attest;        /* attach an EAT */
     const struct tam_key *eat_key;
     enum nonce_mode nonce;
-    uint32_t drop_claims;      /* TAM_EAT_HAS_* bits to leave out */
-    bool cnf_cose_key;         /* cnf as COSE_Key (learnable) instead of {3: kid} */
-    const uint8_t *cnf_kid;    /* cnf kid override */
-    int64_t exp;               /* 0: now + 10 min */
-    const uint8_t *hwmodel;    /* default "tamgate-model-01" */
-    bool lists_uri;            /* tc-list names the uri component */
-    bool lists_old;            /* tc-list names the component ["old"] */
-    bool error_suites;         /* an Error ERR_UNSUPPORTED_CIPHER_SUITES instead */
+    uint32_t drop_claims;   /* TAM_EAT_HAS_* bits to leave out */
+    bool cnf_cose_key;      /* cnf as COSE_Key (learnable) instead of {3: kid} */
+    const uint8_t *cnf_kid; /* cnf kid override */
+    int64_t exp;            /* 0: now + 10 min */
+    const uint8_t *hwmodel; /* default "tamgate-model-01" */
+    bool lists_uri;         /* tc-list names the uri component */
+    bool lists_old;         /* tc-list names the component ["old"] */
+    bool error_suites;      /* an Error ERR_UNSUPPORTED_CIPHER_SUITES instead */
 };
 
 struct built {
@@ -385,8 +386,8 @@ static void build_eat(const struct qopts *o, const struct tam_sess *s, struct ta
     memset(&c, 0, sizeof(c));
     int64_t now = (int64_t)(now_ms() / 1000);
     c.present = TAM_EAT_HAS_IAT | TAM_EAT_HAS_EXP | TAM_EAT_HAS_CNF | TAM_EAT_HAS_NONCE |
-                TAM_EAT_HAS_UEID | TAM_EAT_HAS_OEMID | TAM_EAT_HAS_HWMODEL |
-                TAM_EAT_HAS_HWVERSION | TAM_EAT_HAS_PROFILE | TAM_EAT_HAS_MANIFESTS;
+                TAM_EAT_HAS_UEID | TAM_EAT_HAS_OEMID | TAM_EAT_HAS_HWMODEL | TAM_EAT_HAS_HWVERSION |
+                TAM_EAT_HAS_PROFILE | TAM_EAT_HAS_MANIFESTS;
     c.present &= ~o->drop_claims;
     c.iat = now - 1;
     c.exp = o->exp != 0 ? o->exp : now + 600;
@@ -398,8 +399,8 @@ static void build_eat(const struct qopts *o, const struct tam_sess *s, struct ta
         c.cnf_key = tam_bytes_of(cose_key.data, cose_key.len);
     } else {
         c.cnf_form = TAM_EAT_CNF_KID;
-        memcpy(c.cnf_kid, o->cnf_kid != NULL ? o->cnf_kid : (o->kid != NULL ? o->kid
-                                                                             : tam_key_kid(F.agent)),
+        memcpy(c.cnf_kid,
+               o->cnf_kid != NULL ? o->cnf_kid : (o->kid != NULL ? o->kid : tam_key_kid(F.agent)),
                TAM_KID_LEN);
         c.cnf_kid_len = TAM_KID_LEN;
     }
@@ -497,10 +498,9 @@ static void query_job(const struct qopts *o, struct built *b)
     cr_assert_eq(tam_sess_encode(&s, &sess), TAM_OK);
     struct tam_teep_msg m;
     static const char *const agent_id[] = {"agent"};
-    static const char *const uri_id[] = {"TEEP-Device", "SecureFS",
-                                         "\x8d\x82\x57\x3a\x92\x6d\x47\x54\x93\x53\x32\xdc\x29"
-                                         "\x99\x7f\x74",
-                                         "ta"};
+    static const char uuid[] = "\x8d\x82\x57\x3a\x92\x6d\x47\x54\x93\x53\x32\xdc\x29"
+                               "\x99\x7f\x74";
+    static const char *const uri_id[] = {"TEEP-Device", "SecureFS", uuid, "ta"};
     static const char *const old_id[] = {"old"};
     struct tam_teep_tc tcs[3];
     uint8_t d0[36], d1[36], d2[36];
@@ -613,8 +613,8 @@ static void answer_of(const struct built *b, const struct tam_key *tam_key, stru
     cr_assert_eq(tam_cose_verify_any(&a->cose, tam_key != NULL ? tam_key : F.tam_p256, NULL),
                  TAM_OK);
     const char *why = NULL;
-    cr_assert_eq(tam_teep_decode(a->cose.payload.ptr, a->cose.payload.len, TAM_TEEP_RFC,
-                                 &a->arena, &a->m, &why),
+    cr_assert_eq(tam_teep_decode(a->cose.payload.ptr, a->cose.payload.len, TAM_TEEP_RFC, &a->arena,
+                                 &a->m, &why),
                  TAM_OK, "%s", why);
 }
 
@@ -670,8 +670,11 @@ static long long history_len(const char *tenant, const uint8_t *kid)
 }
 
 /* The Success a gateway turns into a REPORT job: session record as stored by the worker. */
-static void success_job(const struct qopts *o, const uint8_t *token, const uint8_t *digest,
-                        struct built *b)
+enum report_kind { REPORT_SUCCESS, REPORT_BAD_NONCE, REPORT_FAILED };
+
+/* Success (or, REPORT_FAILED, Error ERR_MANIFEST_PROCESSING_FAILED) with one SUIT report. */
+static void report_job(const struct qopts *o, const uint8_t *token, const uint8_t *digest,
+                       enum report_kind kind, struct built *b)
 {
     char skey[TAM_KEY_MAX];
     tam_key_session(skey, token, TAM_TOKEN_LEN);
@@ -688,13 +691,23 @@ static void success_job(const struct qopts *o, const uint8_t *token, const uint8
     sr.reference_uri = tam_bytes_of("", 0);
     sr.manifest_digest.alg = TAM_ALG_SHA256;
     sr.manifest_digest.bytes = tam_bytes_of(digest, 32);
+    static const uint8_t other[TAM_TOKEN_LEN] = {0x0b, 0xad};
     sr.has_nonce = true;
-    sr.nonce = tam_bytes_of(token, TAM_TOKEN_LEN);
-    sr.success = true;
+    sr.nonce = tam_bytes_of(kind == REPORT_BAD_NONCE ? other : token, TAM_TOKEN_LEN);
+    sr.success = kind != REPORT_FAILED;
+    if (kind == REPORT_FAILED) {
+        sr.result_code = 1;
+        sr.result_record.section = 20; /* install */
+        sr.result_reason = TAM_SUIT_REASON_OPERATION_FAILED;
+    }
     cr_assert_eq(tam_suit_report_encode(&sr, &rep), TAM_OK);
     struct tam_bytes reports[1] = {tam_bytes_of(rep.data, rep.len)};
     struct tam_teep_msg m;
-    tam_teep_msg_init(&m, TAM_TEEP_SUCCESS);
+    tam_teep_msg_init(&m, kind == REPORT_FAILED ? TAM_TEEP_ERROR : TAM_TEEP_SUCCESS);
+    if (kind == REPORT_FAILED) {
+        m.has_err_code = true;
+        m.err_code = TAM_TEEP_ERR_MANIFEST_PROCESSING_FAILED;
+    }
     m.has_token = true;
     m.token = tam_bytes_of(token, TAM_TOKEN_LEN);
     m.has_suit_reports = true;
@@ -706,6 +719,12 @@ static void success_job(const struct qopts *o, const uint8_t *token, const uint8
     tam_buf_finish(&sess);
     tam_buf_finish(&rep);
     tam_buf_finish(&msg);
+}
+
+static void success_job(const struct qopts *o, const uint8_t *token, const uint8_t *digest,
+                        struct built *b)
+{
+    report_job(o, token, digest, REPORT_SUCCESS, b);
 }
 
 /* ================================================================ tests */
@@ -1063,8 +1082,9 @@ Test(worker, attestation_matrix)
         {.attest = true, .kid = kids[5], .hwmodel = other_model},
         {.attest = false, .kid = kids[6]},
     };
-    const char *labels[] = {"wrong nonce", "missing claim", "wrong attester key",
-                            "cnf mismatch", "expired AR", "disallowed hwmodel", "no EAT"};
+    const char *labels[] = {"wrong nonce",  "missing claim", "wrong attester key",
+                            "cnf mismatch", "expired AR",    "disallowed hwmodel",
+                            "no EAT"};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         if (i == 6) {
             /* No attestation-payload at all is a missing requested item: err-code too. */
@@ -1230,9 +1250,8 @@ Test(worker, tam_built_manifest_is_signed_once_and_cached)
     cr_assert(outcome_is(&a1, "update"));
     cr_assert(outcome_is(&a2, "update"));
     cr_assert_eq(a1.m.manifest_list[0].len, a2.m.manifest_list[0].len);
-    cr_assert_eq(memcmp(a1.m.manifest_list[0].ptr, a2.m.manifest_list[0].ptr,
-                        a1.m.manifest_list[0].len),
-                 0);
+    cr_assert_eq(
+        memcmp(a1.m.manifest_list[0].ptr, a2.m.manifest_list[0].ptr, a1.m.manifest_list[0].len), 0);
     cr_assert_eq(log_count(0, "event=manifest_built"), 1, "signed once");
 
     /* The envelope verifies with the manifest key and was written back into the record. */
@@ -1247,8 +1266,8 @@ Test(worker, tam_built_manifest_is_signed_once_and_cached)
     redisReply *r = tu_redis_cmd(&F.rs, "HVALS %s", key);
     cr_assert_eq(r->elements, 1);
     struct tam_store_component back;
-    cr_assert_eq(tam_store_component_decode((const uint8_t *)r->element[0]->str,
-                                            r->element[0]->len, &back, NULL),
+    cr_assert_eq(tam_store_component_decode((const uint8_t *)r->element[0]->str, r->element[0]->len,
+                                            &back, NULL),
                  TAM_OK);
     cr_assert(tam_store_component_ready(&back));
     cr_assert_eq(back.envelope.len, a1.m.manifest_list[0].len);
@@ -1268,9 +1287,8 @@ Test(worker, tam_built_manifest_is_signed_once_and_cached)
     answer_of(&q3, NULL, &a3);
     cr_assert(outcome_is(&a3, "update"));
     cr_assert_eq(log_count(1, "event=manifest_built"), 0);
-    cr_assert_eq(memcmp(a3.m.manifest_list[0].ptr, a1.m.manifest_list[0].ptr,
-                        a1.m.manifest_list[0].len),
-                 0);
+    cr_assert_eq(
+        memcmp(a3.m.manifest_list[0].ptr, a1.m.manifest_list[0].ptr, a1.m.manifest_list[0].len), 0);
     answer_finish(&a1);
     answer_finish(&a2);
     answer_finish(&a3);
@@ -1288,8 +1306,8 @@ Test(worker, unsupported_cipher_suites_gets_a_new_query_request)
     cr_assert(outcome_is(&a, "query-request"));
     cr_assert_eq(a.m.type, TAM_TEEP_QUERY_REQUEST);
     cr_assert_eq(a.m.supported_suites.n, 1);
-    cr_assert(tam_teep_suite_has_alg(&a.m.supported_suites.v[0], TAM_TEEP_COSE_SIGN1,
-                                     TAM_ALG_ED25519));
+    cr_assert(
+        tam_teep_suite_has_alg(&a.m.supported_suites.v[0], TAM_TEEP_COSE_SIGN1, TAM_ALG_ED25519));
     char skey[TAM_KEY_MAX];
     tam_key_session(skey, a.m.token.ptr, a.m.token.len);
     redisReply *r = tu_redis_cmd(&F.rs, "GET %s", skey);
@@ -1340,4 +1358,80 @@ Test(worker, unknown_tenant_and_bad_signature)
     tam_buf_finish(&sess);
     answer_finish(&a);
     answer_finish(&a3);
+}
+
+Test(worker, reports_are_checked_and_failures_install_nothing)
+{
+    uint8_t digest[32];
+    add_uri_envelope(ACME, digest);
+    install_uri_policy(ACME);
+    worker_start(0, "w1");
+    uint8_t ka[32], kb[32];
+    device_kid(201, ka);
+    device_kid(202, kb);
+    struct built qa = {0}, qb = {0};
+    struct qopts oa = {.attest = true, .kid = ka}, ob = {.attest = true, .kid = kb};
+    query_job(&oa, &qa);
+    query_job(&ob, &qb);
+    xadd(&qa);
+    xadd(&qb);
+    struct answer aa, ab;
+    answer_of(&qa, NULL, &aa);
+    answer_of(&qb, NULL, &ab);
+    char pa[TAM_KEY_MAX], pb[TAM_KEY_MAX];
+    tam_key_device(pa, ACME, ka, "pending");
+    tam_key_device(pb, ACME, kb, "pending");
+
+    /* A report whose nonce is not the Update token: dropped, no state change at all. */
+    struct built ra = {0};
+    struct qopts so_a = {.kid = ka};
+    report_job(&so_a, aa.m.token.ptr, digest, REPORT_BAD_NONCE, &ra);
+    xadd(&ra);
+    struct answer a1;
+    answer_of(&ra, NULL, &a1);
+    cr_assert(outcome_is(&a1, "dropped"));
+    cr_assert_eq(installed_count(ACME, ka), 0);
+    cr_assert_eq(history_len(ACME, ka), 0);
+    cr_assert_eq(redis_int(tu_redis_cmd(&F.rs, "ZCARD %s", pa)), 1);
+
+    static const uint8_t foreign[32] = {0xf0};
+    struct qopts so_b = {.kid = kb};
+
+    /* ERR_MANIFEST_PROCESSING_FAILED naming the manifest: nothing installed, history kept. */
+    struct built rb = {0};
+    report_job(&so_b, ab.m.token.ptr, digest, REPORT_FAILED, &rb);
+    xadd(&rb);
+    struct answer b1;
+    answer_of(&rb, NULL, &b1);
+    cr_assert(outcome_is(&b1, "recorded"), "%.*s", (int)b1.r.outcome.len, b1.r.outcome.ptr);
+    cr_assert_eq(installed_count(ACME, kb), 0);
+    cr_assert_eq(history_len(ACME, kb), 1);
+    cr_assert_eq(redis_int(tu_redis_cmd(&F.rs, "ZCARD %s", pb)), 0);
+    char hk[TAM_KEY_MAX];
+    tam_key_device(hk, ACME, kb, "hist");
+    redisReply *h = tu_redis_cmd(&F.rs, "LINDEX %s 0", hk);
+    cr_assert_not_null(strstr(h->str, "ERR_MANIFEST_PROCESSING_FAILED"), "%s", h->str);
+    cr_assert_not_null(strstr(h->str, "\"failed\":1"), "%s", h->str);
+    freeReplyObject(h);
+
+    /* A report naming a manifest the Update did not carry: dropped (device A's next Update). */
+    struct built qa2 = {0};
+    query_job(&oa, &qa2);
+    xadd(&qa2);
+    struct answer aa2;
+    answer_of(&qa2, NULL, &aa2);
+    struct built ra2 = {0};
+    report_job(&so_a, aa2.m.token.ptr, foreign, REPORT_SUCCESS, &ra2);
+    xadd(&ra2);
+    struct answer a2;
+    answer_of(&ra2, NULL, &a2);
+    cr_assert(outcome_is(&a2, "dropped"));
+    cr_assert_eq(installed_count(ACME, ka), 0);
+    cr_assert_geq(log_count(0, "SUIT report names a manifest the Update did not carry"), 1);
+    answer_finish(&aa);
+    answer_finish(&ab);
+    answer_finish(&a1);
+    answer_finish(&b1);
+    answer_finish(&aa2);
+    answer_finish(&a2);
 }

@@ -6,6 +6,8 @@
 #ifndef TAM_ERR_H
 #define TAM_ERR_H
 
+#include <stddef.h>
+
 #define TAM_ERR_MAP(X)                              \
     X(INCOMPLETE, "need more input")                \
     X(NOMEM, "out of memory")                       \
@@ -46,6 +48,16 @@ enum tam_err {
 };
 
 #define TAM_ERRNO(e) (-(e)) /* at a syscall site: return TAM_ERRNO(errno); */
+
+/* Sets *why (when why is non-NULL) to a static reason and returns err: decoders explain
+ * every failure this way. */
+static inline int tam_fail(const char **why, const char *reason, int err)
+{
+    if (why != NULL) {
+        *why = reason;
+    }
+    return err;
+}
 
 /* A static, human-readable description of err (never NULL). */
 const char *tam_strerror(int err);

@@ -8,6 +8,8 @@
 #include "tam/buf.h"
 #include "tam/common.h"
 
+/* The value of one hex digit (either case), or -1 if c is not one. */
+int tam_hex_digit(int c);
 /* Lower-case hex of src into out (2*len+1 bytes, NUL-terminated). */
 void tam_hex_encode(const uint8_t *src, size_t len, char *out);
 TAM_MUST_CHECK int tam_hex_append(struct tam_buf *b, const uint8_t *src, size_t len);

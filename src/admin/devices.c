@@ -458,20 +458,6 @@ static void device_delete(struct adm_op *op)
 
 /* ---- list ---- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Percent-decodes a query value into out (outsz bytes with the NUL); false when invalid. */
 static bool unescape(const char *s, size_t len, char *out, size_t outsz)
 {
@@ -481,8 +467,8 @@ static bool unescape(const char *s, size_t len, char *out, size_t outsz)
         if (c == '%') {
             int hi = -1, lo = -1;
             if (i + 2 < len) {
-                hi = hexval(s[i + 1]);
-                lo = hexval(s[i + 2]);
+                hi = tam_hex_digit((unsigned char)s[i + 1]);
+                lo = tam_hex_digit((unsigned char)s[i + 2]);
             }
             if (hi < 0 || lo < 0) {
                 return false;

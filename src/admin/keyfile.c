@@ -10,6 +10,7 @@
 
 #include "tam/alloc.h"
 #include "tam/err.h"
+#include "tam/hex.h"
 #include "tam/seal.h"
 
 #define KEYFILE_MAX 16384
@@ -77,20 +78,6 @@ static int write_new(const char *path, const void *buf, size_t len)
     return err;
 }
 
-static int hexval(uint8_t c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* 32 raw bytes, or 64 hex digits followed only by white space. */
 static int parse_kek(const uint8_t *buf, size_t n, uint8_t kek[TAM_SEAL_KEK_LEN])
 {
@@ -107,7 +94,7 @@ static int parse_kek(const uint8_t *buf, size_t n, uint8_t kek[TAM_SEAL_KEK_LEN]
         }
     }
     for (size_t i = 0; i < TAM_SEAL_KEK_LEN; i++) {
-        int hi = hexval(buf[2 * i]), lo = hexval(buf[2 * i + 1]);
+        int hi = tam_hex_digit(buf[2 * i]), lo = tam_hex_digit(buf[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             tam_memzero(kek, TAM_SEAL_KEK_LEN);
             return TAM_EINVAL;

@@ -29,7 +29,7 @@ int tam_hex_append(struct tam_buf *b, const uint8_t *src, size_t len)
     return TAM_OK;
 }
 
-static int nibble(char c)
+int tam_hex_digit(int c)
 {
     if (c >= '0' && c <= '9') {
         return c - '0';
@@ -55,7 +55,7 @@ int tam_hex_decode(const char *src, size_t len, struct tam_buf *out)
         if (is_space(src[i])) {
             continue;
         }
-        int v = nibble(src[i]);
+        int v = tam_hex_digit((unsigned char)src[i]);
         if (v < 0) {
             return TAM_EINVAL;
         }

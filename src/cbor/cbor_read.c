@@ -179,14 +179,6 @@ static const struct cbor_callbacks callbacks = {
 
 /* ---- structure ---- */
 
-static int fail(const char **why, const char *reason, int err)
-{
-    if (why != NULL) {
-        *why = reason;
-    }
-    return err;
-}
-
 static int grow_items(struct tam_cbor_doc *doc, size_t input_len, uint32_t max_items)
 {
     /* Every item takes at least one input byte, so the input length bounds the count:
@@ -219,15 +211,15 @@ static size_t decode_head(struct reader *r, const char **why, int *err)
     struct cbor_decoder_result res =
         cbor_stream_decode(r->buf + r->pos, r->len - r->pos, &callbacks, r);
     if (res.status == CBOR_DECODER_NEDATA) {
-        *err = fail(why, "truncated item or declared length beyond the input", TAM_ECBOR);
+        *err = tam_fail(why, "truncated item or declared length beyond the input", TAM_ECBOR);
         return 0;
     }
     if (res.status != CBOR_DECODER_FINISHED || res.read == 0) {
-        *err = fail(why, "malformed CBOR head", TAM_ECBOR);
+        *err = tam_fail(why, "malformed CBOR head", TAM_ECBOR);
         return 0;
     }
     if (r->bad != NULL) {
-        *err = fail(why, r->bad, TAM_ECBOR);
+        *err = tam_fail(why, r->bad, TAM_ECBOR);
         return 0;
     }
     return res.read;
@@ -305,7 +297,7 @@ static int check_duplicate_keys(const struct tam_cbor_item *map, const char **wh
         }
         tam_free(keys);
     }
-    return err == TAM_OK ? TAM_OK : fail(why, "duplicate map key", TAM_ECBOR);
+    return err == TAM_OK ? TAM_OK : tam_fail(why, "duplicate map key", TAM_ECBOR);
 }
 
 /* Marks the item complete and closes every container it completes in turn. */
@@ -337,13 +329,13 @@ static int check_count(struct reader *r, const struct tam_cbor_item *it, const c
 {
     uint64_t children = it->type == TAM_CBOR_MAP ? 2 * it->val : it->val;
     if (it->type == TAM_CBOR_MAP && it->val > UINT32_MAX / 2) {
-        return fail(why, "map declares more pairs than the input holds", TAM_ECBOR);
+        return tam_fail(why, "map declares more pairs than the input holds", TAM_ECBOR);
     }
     if (children > r->len - r->pos) {
-        return fail(why, "container declares more items than the input holds", TAM_ECBOR);
+        return tam_fail(why, "container declares more items than the input holds", TAM_ECBOR);
     }
     if (children > r->lim->max_items) {
-        return fail(why, "container exceeds the item limit", TAM_ECBOR_LIMIT);
+        return tam_fail(why, "container exceeds the item limit", TAM_ECBOR_LIMIT);
     }
     return TAM_OK;
 }
@@ -351,7 +343,7 @@ static int check_count(struct reader *r, const struct tam_cbor_item *it, const c
 static int push_container(struct reader *r, uint32_t idx, uint64_t children, const char **why)
 {
     if (r->depth >= r->lim->max_depth || r->depth >= TAM_ARRAY_LEN(r->stack)) {
-        return fail(why, "nesting exceeds the depth limit", TAM_ECBOR_LIMIT);
+        return tam_fail(why, "nesting exceeds the depth limit", TAM_ECBOR_LIMIT);
     }
     r->stack[r->depth].idx = idx;
     r->stack[r->depth].left = children;
@@ -363,12 +355,12 @@ static int push_container(struct reader *r, uint32_t idx, uint64_t children, con
 static int step(struct reader *r, const char **why)
 {
     if (r->doc->n >= r->lim->max_items) {
-        return fail(why, "item count exceeds the limit", TAM_ECBOR_LIMIT);
+        return tam_fail(why, "item count exceeds the limit", TAM_ECBOR_LIMIT);
     }
     if (r->doc->n == r->doc->cap) {
         int err = grow_items(r->doc, r->len, r->lim->max_items);
         if (err != TAM_OK) {
-            return fail(why, "item count exceeds the limit", err);
+            return tam_fail(why, "item count exceeds the limit", err);
         }
     }
     int err = TAM_OK;
@@ -406,10 +398,10 @@ int tam_cbor_decode(const uint8_t *buf, size_t len, const struct tam_cbor_limits
     }
     doc->n = 0;
     if (len == 0) {
-        return fail(why, "empty input", TAM_ECBOR);
+        return tam_fail(why, "empty input", TAM_ECBOR);
     }
     if (len > lim->max_size) {
-        return fail(why, "input exceeds the size limit", TAM_ETOOBIG);
+        return tam_fail(why, "input exceeds the size limit", TAM_ETOOBIG);
     }
     struct reader r = {.buf = buf, .len = len, .lim = lim, .doc = doc};
     do {
@@ -421,11 +413,11 @@ int tam_cbor_decode(const uint8_t *buf, size_t len, const struct tam_cbor_limits
     } while (r.depth > 0 && r.pos < len);
     if (r.depth > 0) {
         doc->n = 0;
-        return fail(why, "truncated: container not complete", TAM_ECBOR);
+        return tam_fail(why, "truncated: container not complete", TAM_ECBOR);
     }
     if (r.pos != len) {
         doc->n = 0;
-        return fail(why, "trailing bytes after the item", TAM_ECBOR);
+        return tam_fail(why, "trailing bytes after the item", TAM_ECBOR);
     }
     return TAM_OK;
 }

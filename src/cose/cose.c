@@ -21,14 +21,6 @@ static const struct tam_cbor_limits cose_limits = {
     .max_items = 4096,
 };
 
-static int fail(const char **why, const char *reason, int err)
-{
-    if (why != NULL) {
-        *why = reason;
-    }
-    return err;
-}
-
 static bool label_is_valid(const struct tam_cbor_item *k)
 {
     return k->type == TAM_CBOR_UINT || k->type == TAM_CBOR_NINT || k->type == TAM_CBOR_TSTR;
@@ -39,17 +31,17 @@ static int check_crit(const struct tam_cbor_item *crit, const struct tam_cbor_it
                       const char **why)
 {
     if (crit->type != TAM_CBOR_ARRAY || crit->count == 0) {
-        return fail(why, "crit must be a non-empty array", TAM_ECOSE);
+        return tam_fail(why, "crit must be a non-empty array", TAM_ECOSE);
     }
     const struct tam_cbor_item *l = tam_cbor_first(crit);
     for (uint32_t i = 0; i < crit->count; i++, l = tam_cbor_next(l)) {
         int64_t label;
         if (!tam_cbor_get_int(l, &label) ||
             (label != HDR_ALG && label != HDR_CONTENT_TYPE && label != HDR_KID)) {
-            return fail(why, "crit lists a header label we do not understand", TAM_ECOSE_CRIT);
+            return tam_fail(why, "crit lists a header label we do not understand", TAM_ECOSE_CRIT);
         }
         if (tam_cbor_map_get_int(prot, label) == NULL) {
-            return fail(why, "crit lists a label absent from the protected header", TAM_ECOSE);
+            return tam_fail(why, "crit lists a label absent from the protected header", TAM_ECOSE);
         }
     }
     return TAM_OK;
@@ -61,15 +53,15 @@ static int check_buckets(const struct tam_cbor_item *prot, const struct tam_cbor
     const struct tam_cbor_item *k = tam_cbor_first(unprot);
     for (uint32_t i = 0; i < unprot->count; i++) {
         if (!label_is_valid(k)) {
-            return fail(why, "header label is not an int or text", TAM_ECOSE);
+            return tam_fail(why, "header label is not an int or text", TAM_ECOSE);
         }
         int64_t label = 0;
         bool is_int = tam_cbor_get_int(k, &label);
         if (is_int && prot != NULL && tam_cbor_map_get_int(prot, label) != NULL) {
-            return fail(why, "header label in both protected and unprotected", TAM_ECOSE);
+            return tam_fail(why, "header label in both protected and unprotected", TAM_ECOSE);
         }
         if (is_int && label == HDR_CRIT) {
-            return fail(why, "crit must be protected", TAM_ECOSE);
+            return tam_fail(why, "crit must be protected", TAM_ECOSE);
         }
         k = tam_cbor_next(tam_cbor_next(k));
     }
@@ -82,13 +74,13 @@ static int read_protected(const struct tam_cbor_item *prot, struct tam_cose_sign
     const struct tam_cbor_item *k = tam_cbor_first(prot);
     for (uint32_t i = 0; i < prot->count; i++, k = tam_cbor_next(tam_cbor_next(k))) {
         if (!label_is_valid(k)) {
-            return fail(why, "header label is not an int or text", TAM_ECOSE);
+            return tam_fail(why, "header label is not an int or text", TAM_ECOSE);
         }
     }
     const struct tam_cbor_item *alg = tam_cbor_map_get_int(prot, HDR_ALG);
     int64_t a = 0;
     if (alg != NULL && (!tam_cbor_get_int(alg, &a) || a < INT32_MIN || a > INT32_MAX)) {
-        return fail(why, "alg is not an integer", TAM_ECOSE_ALG);
+        return tam_fail(why, "alg is not an integer", TAM_ECOSE_ALG);
     }
     s->alg = (int)a;
     const struct tam_cbor_item *crit = tam_cbor_map_get_int(prot, HDR_CRIT);
@@ -109,10 +101,10 @@ static int parse_headers(const struct tam_cbor_item *prot_bstr, const struct tam
 {
     struct tam_bytes pb;
     if (!tam_cbor_get_bytes(prot_bstr, &pb)) {
-        return fail(why, "protected header is not a bstr", TAM_ECOSE);
+        return tam_fail(why, "protected header is not a bstr", TAM_ECOSE);
     }
     if (unprot->type != TAM_CBOR_MAP) {
-        return fail(why, "unprotected header is not a map", TAM_ECOSE);
+        return tam_fail(why, "unprotected header is not a map", TAM_ECOSE);
     }
     s->protected_hdr = pb;
     struct tam_cbor_doc doc;
@@ -123,7 +115,7 @@ static int parse_headers(const struct tam_cbor_item *prot_bstr, const struct tam
         err = tam_cbor_decode(pb.ptr, pb.len, &cose_limits, &doc, why);
         prot = err == TAM_OK ? tam_cbor_root(&doc) : NULL;
         if (err == TAM_OK && prot->type != TAM_CBOR_MAP) {
-            err = fail(why, "protected header is not a map", TAM_ECOSE);
+            err = tam_fail(why, "protected header is not a map", TAM_ECOSE);
         }
         err = err == TAM_OK ? read_protected(prot, s, ctype, why) : err;
     }
@@ -131,10 +123,10 @@ static int parse_headers(const struct tam_cbor_item *prot_bstr, const struct tam
     const struct tam_cbor_item *kid = prot != NULL ? tam_cbor_map_get_int(prot, HDR_KID) : NULL;
     kid = kid != NULL ? kid : tam_cbor_map_get_int(unprot, HDR_KID);
     if (err == TAM_OK && kid != NULL && !tam_cbor_get_bytes(kid, &s->kid)) {
-        err = fail(why, "kid is not a bstr", TAM_ECOSE);
+        err = tam_fail(why, "kid is not a bstr", TAM_ECOSE);
     }
     if (err == TAM_OK && tam_cbor_map_get_int(unprot, HDR_ALG) != NULL) {
-        err = fail(why, "alg must be in the protected header", TAM_ECOSE);
+        err = tam_fail(why, "alg must be in the protected header", TAM_ECOSE);
     }
     tam_cbor_doc_finish(&doc);
     return err;
@@ -147,7 +139,7 @@ static int parse_payload(const struct tam_cbor_item *p, struct tam_cose_msg *msg
         return TAM_OK;
     }
     if (!tam_cbor_get_bytes(p, &msg->payload)) {
-        return fail(why, "payload is neither bstr nor nil", TAM_ECOSE);
+        return tam_fail(why, "payload is neither bstr nor nil", TAM_ECOSE);
     }
     return TAM_OK;
 }
@@ -156,16 +148,16 @@ static int parse_signers(const struct tam_cbor_item *sigs, struct tam_cose_msg *
                          const char **why)
 {
     if (sigs->type != TAM_CBOR_ARRAY || sigs->count == 0) {
-        return fail(why, "COSE_Sign signatures must be a non-empty array", TAM_ECOSE);
+        return tam_fail(why, "COSE_Sign signatures must be a non-empty array", TAM_ECOSE);
     }
     if (sigs->count > TAM_COSE_MAX_SIGNERS) {
-        return fail(why, "too many COSE_Sign signatures", TAM_ECOSE);
+        return tam_fail(why, "too many COSE_Sign signatures", TAM_ECOSE);
     }
     const struct tam_cbor_item *s = tam_cbor_first(sigs);
     for (uint32_t i = 0; i < sigs->count; i++, s = tam_cbor_next(s)) {
         struct tam_cose_signer *signer = &msg->signers[i];
         if (s->type != TAM_CBOR_ARRAY || s->count != 3) {
-            return fail(why, "COSE_Signature must be an array of 3", TAM_ECOSE);
+            return tam_fail(why, "COSE_Signature must be an array of 3", TAM_ECOSE);
         }
         const struct tam_cbor_item *prot = tam_cbor_first(s);
         const struct tam_cbor_item *unprot = tam_cbor_next(prot);
@@ -174,7 +166,7 @@ static int parse_signers(const struct tam_cbor_item *sigs, struct tam_cose_msg *
             return err;
         }
         if (!tam_cbor_get_bytes(tam_cbor_next(unprot), &signer->signature)) {
-            return fail(why, "signature is not a bstr", TAM_ECOSE);
+            return tam_fail(why, "signature is not a bstr", TAM_ECOSE);
         }
     }
     msg->nsigners = sigs->count;
@@ -184,7 +176,7 @@ static int parse_signers(const struct tam_cbor_item *sigs, struct tam_cose_msg *
 static int parse_body(const struct tam_cbor_item *root, struct tam_cose_msg *msg, const char **why)
 {
     if (root->type != TAM_CBOR_ARRAY || root->count != 4) {
-        return fail(why, "COSE message must be an array of 4", TAM_ECOSE);
+        return tam_fail(why, "COSE message must be an array of 4", TAM_ECOSE);
     }
     const struct tam_cbor_item *prot = tam_cbor_first(root);
     const struct tam_cbor_item *unprot = tam_cbor_next(prot);
@@ -204,7 +196,7 @@ static int parse_body(const struct tam_cbor_item *root, struct tam_cose_msg *msg
         return parse_signers(last, msg, why);
     }
     if (!tam_cbor_get_bytes(last, &body.signature)) {
-        return fail(why, "COSE_Sign1 signature is not a bstr", TAM_ECOSE);
+        return tam_fail(why, "COSE_Sign1 signature is not a bstr", TAM_ECOSE);
     }
     msg->signers[0] = body;
     msg->nsigners = 1;
@@ -225,7 +217,7 @@ int tam_cose_parse(const uint8_t *buf, size_t len, struct tam_cose_msg *msg, con
         } else if (root->val == TAM_COSE_TAG_SIGN) {
             msg->kind = TAM_COSE_SIGN;
         } else {
-            err = fail(why, "tag is neither COSE_Sign1 (18) nor COSE_Sign (98)", TAM_ECOSE);
+            err = tam_fail(why, "tag is neither COSE_Sign1 (18) nor COSE_Sign (98)", TAM_ECOSE);
         }
         root = tam_cbor_first(root);
     }

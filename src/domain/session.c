@@ -64,14 +64,6 @@ int tam_sess_encode(const struct tam_sess *s, struct tam_buf *out)
     return tam_cbor_writer_finish(&w);
 }
 
-static int fail(const char **why, const char *reason, int err)
-{
-    if (why != NULL) {
-        *why = reason;
-    }
-    return err;
-}
-
 static bool get_fixed(const struct tam_cbor_item *map, int64_t key, uint8_t *dst, size_t len)
 {
     struct tam_bytes b;
@@ -88,21 +80,21 @@ static int decode_optional(const struct tam_cbor_item *m, struct tam_sess *s, co
     const struct tam_cbor_item *it = tam_cbor_map_get_int(m, K_CHALLENGE);
     if (it != NULL) {
         if (!tam_cbor_get_bytes(it, &b) || b.len == 0 || b.len > TAM_CHALLENGE_MAX) {
-            return fail(why, "session: bad challenge", TAM_EINVAL);
+            return tam_fail(why, "session: bad challenge", TAM_EINVAL);
         }
         memcpy(s->challenge, b.ptr, b.len);
         s->challenge_len = (uint32_t)b.len;
     }
     if (tam_cbor_map_get_int(m, K_DEVICE) != NULL) {
         if (!get_fixed(m, K_DEVICE, s->device_kid, TAM_KID_LEN)) {
-            return fail(why, "session: bad device kid", TAM_EINVAL);
+            return tam_fail(why, "session: bad device kid", TAM_EINVAL);
         }
         s->has_device = true;
     }
     int64_t alg = 0;
     it = tam_cbor_map_get_int(m, K_ALG);
     if (it != NULL && (!tam_cbor_get_int(it, &alg) || alg < -65536 || alg > 65536)) {
-        return fail(why, "session: bad alg", TAM_EINVAL);
+        return tam_fail(why, "session: bad alg", TAM_EINVAL);
     }
     s->alg = (int)alg;
     it = tam_cbor_map_get_int(m, K_MANIFESTS);
@@ -110,12 +102,12 @@ static int decode_optional(const struct tam_cbor_item *m, struct tam_sess *s, co
         return TAM_OK;
     }
     if (it->type != TAM_CBOR_ARRAY || it->count > TAM_SESS_MAX_MANIFESTS) {
-        return fail(why, "session: bad manifest list", TAM_EINVAL);
+        return tam_fail(why, "session: bad manifest list", TAM_EINVAL);
     }
     const struct tam_cbor_item *d = tam_cbor_first(it);
     for (uint32_t i = 0; i < it->count; i++, d = tam_cbor_next(d)) {
         if (!tam_cbor_get_bytes(d, &b) || b.len != TAM_SHA256_LEN) {
-            return fail(why, "session: bad manifest digest", TAM_EINVAL);
+            return tam_fail(why, "session: bad manifest digest", TAM_EINVAL);
         }
         memcpy(s->manifest_digest[i], b.ptr, TAM_SHA256_LEN);
     }
@@ -143,7 +135,7 @@ int tam_sess_decode(const uint8_t *buf, size_t len, struct tam_sess *s, const ch
          !tam_cbor_get_uint(tam_cbor_map_get_int(m, K_CREATED), &s->created_ms) ||
          !tam_cbor_get_uint(tam_cbor_map_get_int(m, K_EXPIRES), &s->expires_ms) ||
          !tam_cbor_get_uint(tam_cbor_map_get_int(m, K_DATA_ITEMS), &s->data_items))) {
-        err = fail(why, "session: missing or malformed field", TAM_EINVAL);
+        err = tam_fail(why, "session: missing or malformed field", TAM_EINVAL);
     }
     if (err == TAM_OK) {
         s->kind = (enum tam_sess_kind)kind;
@@ -264,13 +256,13 @@ static int check_query_response(const struct tam_sess *s, const struct tam_teep_
                                 const char **why)
 {
     if ((s->data_items & TAM_TEEP_DATA_ATTESTATION) && !m->has_attestation_payload) {
-        return fail(why, "attestation requested but no attestation-payload", TAM_ETEEP);
+        return tam_fail(why, "attestation requested but no attestation-payload", TAM_ETEEP);
     }
     if ((s->data_items & TAM_TEEP_DATA_TRUSTED_COMPONENTS) && !m->has_tc_list) {
-        return fail(why, "trusted-components requested but no tc-list", TAM_ETEEP);
+        return tam_fail(why, "trusted-components requested but no tc-list", TAM_ETEEP);
     }
     if ((s->data_items & TAM_TEEP_DATA_EXTENSIONS) && !m->has_ext_list) {
-        return fail(why, "extensions requested but no ext-list", TAM_ETEEP);
+        return tam_fail(why, "extensions requested but no ext-list", TAM_ETEEP);
     }
     return TAM_OK;
 }
@@ -279,23 +271,23 @@ int tam_sess_check_answer(const struct tam_sess *s, const struct tam_teep_msg *m
                           const char **why)
 {
     if (now_ms >= s->expires_ms) {
-        return fail(why, "token expired", TAM_EEXPIRED);
+        return tam_fail(why, "token expired", TAM_EEXPIRED);
     }
     if (!token_matches(s, msg)) {
-        return fail(why, "token does not match the request", TAM_ETEEP_TYPE);
+        return tam_fail(why, "token does not match the request", TAM_ETEEP_TYPE);
     }
     if (msg->type == TAM_TEEP_ERROR) {
         return TAM_OK; /* an Error may answer either request */
     }
     if (s->kind == TAM_SESS_QUERY) {
         if (msg->type != TAM_TEEP_QUERY_RESPONSE) {
-            return fail(why, "a QueryRequest is answered by QueryResponse or Error",
-                        TAM_ETEEP_TYPE);
+            return tam_fail(why, "a QueryRequest is answered by QueryResponse or Error",
+                            TAM_ETEEP_TYPE);
         }
         return check_query_response(s, msg, why);
     }
     if (msg->type != TAM_TEEP_SUCCESS) {
-        return fail(why, "an Update is answered by Success or Error", TAM_ETEEP_TYPE);
+        return tam_fail(why, "an Update is answered by Success or Error", TAM_ETEEP_TYPE);
     }
     return TAM_OK;
 }

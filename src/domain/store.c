@@ -48,14 +48,6 @@ static const struct tam_cbor_limits sent_limits = {
     .max_items = 1u << 18,
 };
 
-static int fail(const char **why, const char *reason, int err)
-{
-    if (why != NULL) {
-        *why = reason;
-    }
-    return err;
-}
-
 /* ---- component ids ---- */
 
 static void put_id(struct tam_cbor_writer *w, const struct tam_teep_component_id *id)
@@ -128,7 +120,7 @@ int tam_store_id_decode(const uint8_t *buf, size_t len, struct tam_teep_componen
     tam_cbor_doc_init(&doc);
     int err = tam_cbor_decode(buf, len, &id_limits, &doc, why);
     if (err == TAM_OK && !get_id(tam_cbor_root(&doc), out)) {
-        err = fail(why, "component id: not an array of 1..16 byte strings", TAM_EINVAL);
+        err = tam_fail(why, "component id: not an array of 1..16 byte strings", TAM_EINVAL);
     }
     tam_cbor_doc_finish(&doc);
     return err;
@@ -213,22 +205,22 @@ static int decode_installed(const struct tam_cbor_item *root, struct tam_arena *
                             struct tam_plan_installed **out, uint32_t *n, const char **why)
 {
     if (root->type != TAM_CBOR_ARRAY) {
-        return fail(why, "installed: not an array", TAM_EINVAL);
+        return tam_fail(why, "installed: not an array", TAM_EINVAL);
     }
     if (root->count > TAM_STORE_MAX_INSTALLED) {
-        return fail(why, "installed: too many entries", TAM_ETOOBIG);
+        return tam_fail(why, "installed: too many entries", TAM_ETOOBIG);
     }
     if (root->count == 0) {
         return TAM_OK;
     }
     struct tam_plan_installed *v = tam_arena_array(arena, root->count, sizeof(*v));
     if (v == NULL) {
-        return fail(why, "installed: out of memory", TAM_ENOMEM);
+        return tam_fail(why, "installed: out of memory", TAM_ENOMEM);
     }
     const struct tam_cbor_item *e = tam_cbor_first(root);
     for (uint32_t i = 0; i < root->count; i++, e = tam_cbor_next(e)) {
         if (!get_installed(e, &v[i])) {
-            return fail(why, "installed: malformed entry", TAM_EINVAL);
+            return tam_fail(why, "installed: malformed entry", TAM_EINVAL);
         }
     }
     *out = v;
@@ -417,7 +409,7 @@ static int decode_component(const struct tam_cbor_item *m, struct tam_store_comp
                             const char **why)
 {
     if (m->type != TAM_CBOR_MAP) {
-        return fail(why, "component: not a map", TAM_EINVAL);
+        return tam_fail(why, "component: not a map", TAM_EINVAL);
     }
     const struct tam_cbor_item *mid = tam_cbor_map_get_int(m, C_MANIFEST_ID);
     c->has_manifest_id = mid != NULL;
@@ -428,7 +420,7 @@ static int decode_component(const struct tam_cbor_item *m, struct tam_store_comp
                    &c->has_digest) ||
         !get_deps(tam_cbor_map_get_int(m, C_DEPS), c) ||
         !get_opt_bytes(tam_cbor_map_get_int(m, C_ENVELOPE), &c->envelope) || !get_tail(m, c)) {
-        return fail(why, "component: missing or malformed field", TAM_EINVAL);
+        return tam_fail(why, "component: missing or malformed field", TAM_EINVAL);
     }
     return component_valid(c, why) ? TAM_OK : TAM_EINVAL;
 }
@@ -649,8 +641,8 @@ int tam_store_sent_decode(const uint8_t *buf, size_t len, struct tam_arena *aren
     if (err != TAM_OK) {
         memset(out, 0, sizeof(*out));
         if (err == TAM_EINVAL || err == TAM_ENOMEM) {
-            err =
-                fail(why, err == TAM_EINVAL ? "sent plan: malformed" : "sent plan: no memory", err);
+            err = tam_fail(why, err == TAM_EINVAL ? "sent plan: malformed" : "sent plan: no memory",
+                           err);
         }
     }
     return err;
@@ -671,18 +663,18 @@ int tam_store_labels_parse(const char *s, size_t len, struct tam_arena *arena,
         count += s[i] == ',';
     }
     if (count > TAM_PLAN_MAX_LABELS) {
-        return fail(why, "labels: too many", TAM_ETOOBIG);
+        return tam_fail(why, "labels: too many", TAM_ETOOBIG);
     }
     struct tam_bytes *v = tam_arena_array(arena, count, sizeof(*v));
     if (v == NULL) {
-        return fail(why, "labels: out of memory", TAM_ENOMEM);
+        return tam_fail(why, "labels: out of memory", TAM_ENOMEM);
     }
     size_t start = 0;
     for (uint32_t k = 0; k < count; k++) {
         const char *comma = memchr(s + start, ',', len - start);
         size_t end = comma != NULL ? (size_t)(comma - s) : len;
         if (end == start || end - start > TAM_STORE_MAX_LABEL) {
-            return fail(why, "labels: empty or too long label", TAM_EINVAL);
+            return tam_fail(why, "labels: empty or too long label", TAM_EINVAL);
         }
         v[k] = tam_bytes_of(s + start, end - start);
         start = end + 1;

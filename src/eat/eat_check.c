@@ -8,14 +8,6 @@
 #include "tam/eat.h"
 #include "tam/err.h"
 
-static int fail(const char **why, const char *reason, int err)
-{
-    if (why != NULL) {
-        *why = reason;
-    }
-    return err;
-}
-
 static int check_required(const struct tam_eat_claims *c, bool manifests, const char **why)
 {
     static const struct {
@@ -30,11 +22,11 @@ static int check_required(const struct tam_eat_claims *c, bool manifests, const 
     };
     for (size_t i = 0; i < TAM_ARRAY_LEN(required); i++) {
         if ((c->present & required[i].bit) == 0) {
-            return fail(why, required[i].reason, TAM_EEAT);
+            return tam_fail(why, required[i].reason, TAM_EEAT);
         }
     }
     if (manifests && (c->present & TAM_EAT_HAS_MANIFESTS) == 0) {
-        return fail(why, "manifests claim (272) missing", TAM_EEAT);
+        return tam_fail(why, "manifests claim (272) missing", TAM_EEAT);
     }
     return TAM_OK;
 }
@@ -50,20 +42,20 @@ static int check_binding(const struct tam_eat_claims *c, const struct tam_eat_ex
 {
     if (e->nonce.len > 0) {
         if ((c->present & TAM_EAT_HAS_NONCE) == 0) {
-            return fail(why, "eat_nonce claim (10) missing", TAM_EEAT);
+            return tam_fail(why, "eat_nonce claim (10) missing", TAM_EEAT);
         }
         if (!bytes_equal_ct(c->nonce.ptr, c->nonce.len, e->nonce)) {
-            return fail(why, "eat_nonce does not match the expected challenge", TAM_EEAT);
+            return tam_fail(why, "eat_nonce does not match the expected challenge", TAM_EEAT);
         }
     }
     if (e->cnf_kid.len > 0 && !bytes_equal_ct(c->cnf_kid, c->cnf_kid_len, e->cnf_kid)) {
-        return fail(why, "cnf key id does not match the Agent key thumbprint", TAM_EEAT);
+        return tam_fail(why, "cnf key id does not match the Agent key thumbprint", TAM_EEAT);
     }
     if (e->profile != NULL && (c->present & TAM_EAT_HAS_PROFILE) != 0) {
         size_t n = strlen(e->profile);
         if (c->profile_is_oid || c->profile.len != n ||
             memcmp(c->profile.ptr, e->profile, n) != 0) {
-            return fail(why, "eat_profile is not the expected profile", TAM_EEAT);
+            return tam_fail(why, "eat_profile is not the expected profile", TAM_EEAT);
         }
     }
     return TAM_OK;
@@ -80,20 +72,20 @@ static int check_time(const struct tam_eat_claims *c, const struct tam_eat_expec
 {
     uint64_t skew = e->skew;
     if ((c->present & TAM_EAT_HAS_NBF) != 0 && older_than(e->now, c->nbf, skew)) {
-        return fail(why, "nbf is in the future", TAM_EEAT);
+        return tam_fail(why, "nbf is in the future", TAM_EEAT);
     }
     if ((c->present & TAM_EAT_HAS_IAT) != 0 && older_than(e->now, c->iat, skew)) {
-        return fail(why, "iat is in the future", TAM_EEAT);
+        return tam_fail(why, "iat is in the future", TAM_EEAT);
     }
     if ((c->present & TAM_EAT_HAS_EXP) != 0 && older_than(c->exp, e->now, skew)) {
-        return fail(why, "exp has passed", TAM_EEXPIRED);
+        return tam_fail(why, "exp has passed", TAM_EEXPIRED);
     }
     if (e->max_age > 0) {
         if ((c->present & TAM_EAT_HAS_IAT) == 0) {
-            return fail(why, "iat claim (6) missing but a maximum age is set", TAM_EEAT);
+            return tam_fail(why, "iat claim (6) missing but a maximum age is set", TAM_EEAT);
         }
         if (older_than(c->iat, e->now, skew + e->max_age)) {
-            return fail(why, "iat is older than the maximum age", TAM_EEXPIRED);
+            return tam_fail(why, "iat is older than the maximum age", TAM_EEXPIRED);
         }
     }
     return TAM_OK;
@@ -169,23 +161,23 @@ int tam_eat_check_policy(const struct tam_eat_claims *c, const struct tam_eat_po
         return TAM_EINVAL;
     }
     if (p->n_oemids > 0 && ((c->present & TAM_EAT_HAS_OEMID) == 0 || !oemid_allowed(c, p))) {
-        return fail(why, "oemid not allowed by policy", TAM_EDENIED);
+        return tam_fail(why, "oemid not allowed by policy", TAM_EDENIED);
     }
     if (p->n_hwmodels > 0 && ((c->present & TAM_EAT_HAS_HWMODEL) == 0 || !hwmodel_allowed(c, p))) {
-        return fail(why, "hwmodel not allowed by policy", TAM_EDENIED);
+        return tam_fail(why, "hwmodel not allowed by policy", TAM_EDENIED);
     }
     if (p->n_hwversions > 0 &&
         ((c->present & TAM_EAT_HAS_HWVERSION) == 0 || !hwversion_allowed(c, p))) {
-        return fail(why, "hwversion not allowed by policy", TAM_EDENIED);
+        return tam_fail(why, "hwversion not allowed by policy", TAM_EDENIED);
     }
     if (p->min_dbgstat > 0) {
         if ((c->present & TAM_EAT_HAS_DBGSTAT) == 0) {
-            return fail(why, "dbgstat claim missing but policy requires debug disabled",
-                        TAM_EDENIED);
+            return tam_fail(why, "dbgstat claim missing but policy requires debug disabled",
+                            TAM_EDENIED);
         }
         if (c->dbgstat < p->min_dbgstat) {
-            return fail(why, "dbgstat below the policy minimum (debug not disabled enough)",
-                        TAM_EDENIED);
+            return tam_fail(why, "dbgstat below the policy minimum (debug not disabled enough)",
+                            TAM_EDENIED);
         }
     }
     return TAM_OK;

@@ -12,14 +12,6 @@
 #define CWT_TAG_B0 0xd8
 #define CWT_TAG_B1 0x3d
 
-static int fail(const char **why, const char *reason, int err)
-{
-    if (why != NULL) {
-        *why = reason;
-    }
-    return err;
-}
-
 static bool kid_selects(const struct tam_bytes *kid, const struct tam_key *key)
 {
     return kid->len == 0 ||
@@ -46,16 +38,16 @@ static int verify_with(const struct tam_cose_msg *msg, const struct tam_key *con
             return TAM_OK;
         }
         if (err != TAM_ESIG) {
-            return fail(why, "signature verification could not run", err);
+            return tam_fail(why, "signature verification could not run", err);
         }
     }
     if (!tried) {
-        return fail(why,
-                    s->kid.len > 0 ? "EAT kid names no trusted key for its algorithm"
-                                   : "no trusted key for the EAT signature algorithm",
-                    TAM_ESIG);
+        return tam_fail(why,
+                        s->kid.len > 0 ? "EAT kid names no trusted key for its algorithm"
+                                       : "no trusted key for the EAT signature algorithm",
+                        TAM_ESIG);
     }
-    return fail(why, "EAT signature does not verify", TAM_ESIG);
+    return tam_fail(why, "EAT signature does not verify", TAM_ESIG);
 }
 
 int tam_eat_verify(const uint8_t *buf, size_t len, const struct tam_key *const *keys, size_t n,
@@ -66,7 +58,7 @@ int tam_eat_verify(const uint8_t *buf, size_t len, const struct tam_key *const *
     }
     memset(out, 0, sizeof(*out));
     if (len > TAM_EAT_MAX_SIZE) {
-        return fail(why, "signed EAT exceeds the size limit", TAM_ETOOBIG);
+        return tam_fail(why, "signed EAT exceeds the size limit", TAM_ETOOBIG);
     }
     if (len >= 2 && buf[0] == CWT_TAG_B0 && buf[1] == CWT_TAG_B1) {
         buf += 2;
@@ -78,10 +70,10 @@ int tam_eat_verify(const uint8_t *buf, size_t len, const struct tam_key *const *
         return err;
     }
     if (msg.kind != TAM_COSE_SIGN1) {
-        return fail(why, "EAT must be a COSE_Sign1", TAM_ECOSE);
+        return tam_fail(why, "EAT must be a COSE_Sign1", TAM_ECOSE);
     }
     if (msg.detached) {
-        return fail(why, "EAT payload must be attached", TAM_ECOSE);
+        return tam_fail(why, "EAT payload must be attached", TAM_ECOSE);
     }
     err = verify_with(&msg, keys, n, why);
     if (err != TAM_OK) {

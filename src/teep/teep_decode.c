@@ -17,17 +17,9 @@ struct dctx {
     const char **why;
 };
 
-static int fail(const char **why, const char *reason, int err)
-{
-    if (why != NULL) {
-        *why = reason;
-    }
-    return err;
-}
-
 static int bad(struct dctx *c, const char *reason)
 {
-    return fail(c->why, reason, TAM_ETEEP);
+    return tam_fail(c->why, reason, TAM_ETEEP);
 }
 
 /* Checks an array's type and bound, and allocates its n entries from the arena. */
@@ -45,7 +37,7 @@ static int open_list(struct dctx *c, const struct tam_cbor_item *v, enum teep_op
     if (v->count > 0) {
         *out = tam_arena_array(c->arena, v->count, elem);
         if (*out == NULL) {
-            return fail(c->why, "arena: out of memory", TAM_ENOMEM);
+            return tam_fail(c->why, "arena: out of memory", TAM_ENOMEM);
         }
     }
     return TAM_OK;
@@ -538,7 +530,7 @@ static int decode_type(struct dctx *c, const struct tam_cbor_item *el)
         const char *reason = wire == 4 && c->num != TAM_TEEP_RFC
                                  ? "message: type 4 is reserved in the draft numbering"
                                  : "message: type unknown in this numbering";
-        return fail(c->why, reason, TAM_ETEEP_TYPE);
+        return tam_fail(c->why, reason, TAM_ETEEP_TYPE);
     }
     return TAM_OK;
 }
@@ -579,7 +571,7 @@ int tam_teep_decode(const uint8_t *buf, size_t len, enum tam_teep_numbering num,
 {
     memset(msg, 0, sizeof(*msg));
     if (num != TAM_TEEP_RFC && num != TAM_TEEP_DRAFT && num != TAM_TEEP_DRAFT12) {
-        return fail(why, "numbering: unknown", TAM_EINVAL);
+        return tam_fail(why, "numbering: unknown", TAM_EINVAL);
     }
     struct tam_cbor_doc doc;
     tam_cbor_doc_init(&doc);

@@ -18,14 +18,6 @@
 #define EAT_MEDIA_TYPE      "application/eat+cwt"
 #define EAT_MEDIA_TYPE_TEEP EAT_MEDIA_TYPE "; eat_profile=" TAM_EAT_PROFILE_TEEP
 
-static int fail(const char **why, const char *reason, int err)
-{
-    if (why != NULL) {
-        *why = reason;
-    }
-    return err;
-}
-
 static bool text_is(struct tam_bytes t, const char *s)
 {
     size_t n = strlen(s);
@@ -46,10 +38,10 @@ int wk_attest_verify(struct wk_job *j, const struct tam_teep_msg *m, struct wk_a
 {
     memset(a, 0, sizeof(*a));
     if (!m->has_attestation_payload || m->attestation_payload.len == 0) {
-        return fail(why, "no attestation-payload", TAM_EEAT);
+        return tam_fail(why, "no attestation-payload", TAM_EEAT);
     }
     if (!format_ok(m)) {
-        return fail(why, "attestation-payload-format needs an external Verifier", TAM_EEAT);
+        return tam_fail(why, "attestation-payload-format needs an external Verifier", TAM_EEAT);
     }
     const struct wk_tenant *t = j->tenant;
     const uint8_t *p = m->attestation_payload.ptr;
@@ -65,7 +57,7 @@ int wk_attest_verify(struct wk_job *j, const struct tam_teep_msg *m, struct wk_a
         a->passport = err == TAM_OK;
     }
     if (err == TAM_ESIG) {
-        return fail(why, "no trusted attester or verifier key verifies the EAT", err);
+        return tam_fail(why, "no trusted attester or verifier key verifies the EAT", err);
     }
     a->checked = err == TAM_OK;
     return err;
@@ -85,7 +77,7 @@ int wk_attest_check(struct wk_job *j, const struct wk_attest *a, const struct ta
     } else if (j->sess.challenge_len > 0) {
         e.nonce = tam_bytes_of(j->sess.challenge, j->sess.challenge_len);
     } else {
-        return fail(why, "Evidence without a challenge to bind it", TAM_EEAT);
+        return tam_fail(why, "Evidence without a challenge to bind it", TAM_EEAT);
     }
     int err = tam_eat_check_teep(&a->c, &e, why);
     if (err != TAM_OK) {
@@ -93,7 +85,7 @@ int wk_attest_check(struct wk_job *j, const struct wk_attest *a, const struct ta
     }
     /* The profile requires manifests (272); deployed agents put them under 273 (eat.h). */
     if ((a->c.present & (TAM_EAT_HAS_MANIFESTS | TAM_EAT_HAS_MEASUREMENTS)) == 0) {
-        return fail(why, "manifests claim (272) missing", TAM_EEAT);
+        return tam_fail(why, "manifests claim (272) missing", TAM_EEAT);
     }
     return pol != NULL ? tam_eat_check_policy(&a->c, pol, why) : TAM_OK;
 }
@@ -128,7 +120,7 @@ int wk_attest_cnf_key(const struct tam_eat_claims *c, struct tam_key **out, cons
 {
     *out = NULL;
     if (c->cnf_form != TAM_EAT_CNF_COSE_KEY) {
-        return fail(why, "cnf holds no COSE_Key: the agent key cannot be learned", TAM_EKEY);
+        return tam_fail(why, "cnf holds no COSE_Key: the agent key cannot be learned", TAM_EKEY);
     }
     static const struct tam_cbor_limits lim = {.max_size = 1024, .max_depth = 2, .max_items = 32};
     struct tam_cbor_doc doc;
@@ -145,7 +137,7 @@ int wk_attest_cnf_key(const struct tam_eat_claims *c, struct tam_key **out, cons
     if (err != TAM_OK) {
         tam_key_destroy(*out);
         *out = NULL;
-        return fail(why, "cnf COSE_Key cannot be imported", err);
+        return tam_fail(why, "cnf COSE_Key cannot be imported", err);
     }
     return TAM_OK;
 }

@@ -197,6 +197,13 @@ struct tam_config {
     uint32_t job_attempts;        /* job-attempts TW 5, 1..100: then the dead-letter stream */
     uint64_t claim_idle_ms;       /* claim-idle TW 30s, 1s..1d: XAUTOCLAIM min idle */
     uint64_t mem_limit;           /* mem-limit TW 1GiB, 0..1TiB: RLIMIT_AS of workers, 0 = none */
+    char *kek_file;               /* kek-file TW "": the KEK (seal.h); empty: DATA_DIR/kek.key */
+    char *worker_seal_key;        /* worker-seal-key TW "": private P-256 PEM (workers only);
+                                     empty: DATA_DIR/worker-seal.pem */
+    char *worker_seal_pub;        /* worker-seal-pub T "": its public half for tamd's admin API;
+                                     empty: derived from worker-seal-key when readable */
+    char *operator_token_file;    /* operator-token-file T "": where a new operator token is
+                                     written; empty: DATA_DIR/operator.token */
 
     struct tam_config_tenant *tenants; /* owned; [tenant NAME] sections in file order */
     uint32_t n_tenants;

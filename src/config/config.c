@@ -108,6 +108,14 @@ const struct tam_cfg_opt tam_config__options[] = {
      .help = "idle time before a worker claims another's pending job (XAUTOCLAIM)"},
     {"mem-limit", TAM_CFG_SIZE, FIELD(mem_limit), T | W, 0, 1024 * GIB, GIB,
      .help = "address-space limit (RLIMIT_AS) of each worker; 0: none"},
+    {"kek-file", TAM_CFG_STR, FIELD(kek_file), T | W, .def_s = "",
+     .help = "key-encryption key of tenant keys in Redis; empty: DATA_DIR/kek.key"},
+    {"worker-seal-key", TAM_CFG_STR, FIELD(worker_seal_key), T | W, .def_s = "",
+     .help = "workers' private sealing key (PEM); empty: DATA_DIR/worker-seal.pem"},
+    {"worker-seal-pub", TAM_CFG_STR, FIELD(worker_seal_pub), T, .def_s = "",
+     .help = "public half of worker-seal-key for tamd; empty: derived from worker-seal-key"},
+    {"operator-token-file", TAM_CFG_STR, FIELD(operator_token_file), T, .def_s = "",
+     .help = "file a new operator token is written to (0600); empty: DATA_DIR/operator.token"},
 };
 const size_t tam_config__n_options = TAM_ARRAY_LEN(tam_config__options);
 

@@ -105,4 +105,11 @@ TAM_MUST_CHECK int tam_seal_kek_load(const char *path, bool create, uint8_t kek[
 TAM_MUST_CHECK int tam_seal_worker_key_load(const char *path, bool create, struct tam_key **out,
                                             bool *created);
 
+/*
+ * Loads a PEM key file (at most 16 KiB; public or private). With public_only, a private key
+ * is reduced to its public half (the private half is wiped). TAM_OK, TAM_EINVAL, TAM_EKEY,
+ * -errno.
+ */
+TAM_MUST_CHECK int tam_key_file_load(const char *path, bool public_only, struct tam_key **out);
+
 #endif

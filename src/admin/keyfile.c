@@ -193,3 +193,29 @@ int tam_seal_worker_key_load(const char *path, bool create, struct tam_key **out
     tam_free(buf);
     return err;
 }
+
+int tam_key_file_load(const char *path, bool public_only, struct tam_key **out)
+{
+    *out = NULL;
+    uint8_t *buf = tam_malloc(KEYFILE_MAX);
+    if (buf == NULL) {
+        return TAM_ENOMEM;
+    }
+    size_t n = 0;
+    int err = read_small(path, buf, KEYFILE_MAX, &n);
+    struct tam_key *k = NULL;
+    if (err == TAM_OK) {
+        err = tam_key_from_pem((const char *)buf, n, &k);
+    }
+    tam_memzero(buf, KEYFILE_MAX);
+    tam_free(buf);
+    if (err == TAM_OK && public_only && tam_key_has_private(k)) {
+        uint8_t pub[64];
+        size_t len = tam_key_public_raw(k, pub);
+        err = tam_key_from_raw_public(tam_key_type(k), pub, len, out);
+        tam_key_destroy(k);
+        return err;
+    }
+    *out = k;
+    return err;
+}

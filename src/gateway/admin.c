@@ -200,13 +200,27 @@ static void metrics(struct tam_gw *gw, struct tam_http_request *req)
     tam_buf_finish(&out);
 }
 
+static void admin_api(struct tam_gw *gw, struct tam_http_request *req)
+{
+    if (gw->adm != NULL) {
+        tam_admin_handle(req, gw->adm);
+        return;
+    }
+    static const char body[] = "{\"type\":\"about:blank\",\"title\":\"Service Unavailable\","
+                               "\"status\":503,\"detail\":\"no key-encryption key configured "
+                               "(kek-file)\"}";
+    text(req, 503, "application/problem+json", body, sizeof(body) - 1);
+}
+
 void tam_gw_admin_handle(struct tam_http_request *req, void *ctx)
 {
     struct tam_gw *gw = ctx;
     const char *m = tam_http_request_method(req);
     const char *t = tam_http_request_target(req);
     bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
-    if (strcmp(t, "/healthz") != 0 && strcmp(t, "/readyz") != 0 && strcmp(t, "/metrics") != 0) {
+    if (tam_admin_handles(t)) {
+        admin_api(gw, req);
+    } else if (strcmp(t, "/healthz") != 0 && strcmp(t, "/readyz") != 0 && strcmp(t, "/metrics") != 0) {
         text(req, 404, "text/plain; charset=utf-8", "not found\n", 10);
     } else if (!get) {
         (void)tam_http_respond_405(req, "GET, HEAD");

@@ -16,6 +16,7 @@
 #include "tam/err.h"
 #include "tam/hex.h"
 #include "tam/log.h"
+#include "tam/tstore.h"
 #include "tam/tls.h"
 
 #define ADMIN_SHUTDOWN_MS 1000u
@@ -190,6 +191,29 @@ static void on_group(struct tam_redis *r, int status, const redisReply *reply, v
     }
 }
 
+static void on_operator_token(void *arg, int err, const char *token)
+{
+    struct tam_gw *gw = arg;
+    if (err != TAM_OK) {
+        tam_log(TAM_LOG_WARN, "event=operator_token_failed err=%s", tam_errname(err));
+        return;
+    }
+    gw->operator_ensured = true;
+    if (token == NULL) {
+        return; /* one exists already (shown once, when it was created) */
+    }
+    char buf[TAM_CONFIG_STR_MAX + 32];
+    const char *path = tam_gw_secret_path(&gw->cfg, TAM_GW_SECRET_OPERATOR_TOKEN, buf, sizeof(buf));
+    err = path != NULL ? tam_gw_write_token_file(path, token) : TAM_ECONFIG;
+    if (err != TAM_OK) {
+        tam_log(TAM_LOG_ERROR, "event=operator_token_unsaved path=\"%s\" err=%s",
+                path != NULL ? path : "", tam_errname(err));
+        return;
+    }
+    tam_log(TAM_LOG_INFO, "event=operator_token_created path=\"%s\"", path);
+    (void)fprintf(stderr, "tamd: operator token written to %s\n", path);
+}
+
 static void on_rc_state(struct tam_redis *r, enum tam_redis_state state, int err, void *data)
 {
     struct tam_gw *gw = data;
@@ -204,6 +228,10 @@ static void on_rc_state(struct tam_redis *r, enum tam_redis_state state, int err
         tam_log(TAM_LOG_WARN, "event=job_group_failed err=submit");
     }
     tam_gw_devkeys_register(gw);
+    if (gw->adm != NULL && !gw->operator_ensured &&
+        tam_tstore_operator_ensure(r, on_operator_token, gw) != TAM_OK) {
+        tam_log(TAM_LOG_WARN, "event=operator_token_failed err=submit");
+    }
 }
 
 /* ---- creation ---- */
@@ -322,7 +350,8 @@ static int start_listeners(struct tam_gw *gw)
     memset(&sc, 0, sizeof(sc));
     tam_http_limits_default(&sc.limits);
     sc.limits.max_connections = 256;
-    sc.limits.body_bytes = 64u * 1024u;
+    /* Component uploads are the largest admin bodies; without the admin API, 64 KiB. */
+    sc.limits.body_bytes = gw->adm != NULL ? (uint32_t)tam_admin_body_limit(gw->adm) : 64u << 10;
     sc.limits.header_timeout_ms = 5000;
     sc.handler = tam_gw_admin_handle;
     return listen_on(gw, &gw->cfg.admin_listen, "admin", &sc, &gw->admin);
@@ -343,6 +372,21 @@ static int start_redis(struct tam_gw *gw)
     if (err != TAM_OK) {
         tam_log(TAM_LOG_ERROR, "event=redis_failed addr=%s err=%s", gw->redis_addr,
                 tam_errname(err));
+    }
+    return err;
+}
+
+/* The admin API needs the KEK (tenants' keys are sealed under it); without one, /v1 is 503. */
+static int start_admin(struct tam_gw *gw)
+{
+    tam_gw_secrets_load(&gw->cfg, &gw->secrets);
+    if (!gw->secrets.have_kek) {
+        return TAM_OK;
+    }
+    struct tam_admin_opts o = {.kek = gw->secrets.kek, .worker_seal_pub = gw->secrets.worker_pub};
+    int err = tam_admin_create(gw->loop, gw->rc, &o, &gw->adm);
+    if (err != TAM_OK) {
+        tam_log(TAM_LOG_ERROR, "event=admin_failed err=%s", tam_errname(err));
     }
     return err;
 }
@@ -406,6 +450,9 @@ int tam_gw_create(uv_loop_t *loop, struct tam_config *cfg, const char *redis_add
     }
     if (err == TAM_OK) {
         err = start_redis(gw);
+    }
+    if (err == TAM_OK) {
+        err = start_admin(gw);
     }
     if (err == TAM_OK) {
         err = start_listeners(gw);
@@ -512,6 +559,8 @@ static void on_results_stopped(void *arg)
 {
     struct tam_gw *gw = arg;
     gw->results = NULL;
+    tam_admin_destroy(gw->adm); /* its requests in flight are answered by the Redis failure */
+    gw->adm = NULL;
     tam_redis_destroy(gw->rc); /* fails whatever is still in flight; its callbacks answer */
     gw->rc = NULL;
     gw->work_open = false;
@@ -564,6 +613,7 @@ static void free_gw(struct tam_gw *gw)
     tam_gw_keycache_finish(&gw->keys);
     tam_gw_tenants_destroy(gw->tenants);
     tam_tls_ctx_unref(gw->tls);
+    tam_gw_secrets_finish(&gw->secrets);
     tam_config_finish(&gw->cfg);
     tam_free(gw);
 }
@@ -583,6 +633,8 @@ void tam_gw_destroy(struct tam_gw *gw)
     if (gw->results != NULL) {
         tam_gw_results_stop(gw->results, NULL, NULL);
     }
+    tam_admin_destroy(gw->adm);
+    gw->adm = NULL;
     tam_redis_destroy(gw->rc);
     if (gw->work_open) {
         /* Not shut down (a failed start): the memory goes once the handle is closed. */

@@ -30,6 +30,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "tam/admin.h"
 #include "tam/arena.h"
 #include "tam/buf.h"
 #include "tam/common.h"
@@ -40,6 +41,7 @@
 #include "tam/job.h"
 #include "tam/keys.h"
 #include "tam/redis.h"
+#include "tam/seal.h"
 #include "tam/session.h"
 #include "tam/teep.h"
 #include "tam/tenant.h"
@@ -183,6 +185,31 @@ struct tam_gw_stats {
 
 const char *tam_gw_outcome_name(enum tam_gw_outcome o);
 
+/* ---- secrets.c ---- */
+
+enum tam_gw_secret {
+    TAM_GW_SECRET_KEK = 0,
+    TAM_GW_SECRET_WORKER_KEY,
+    TAM_GW_SECRET_OPERATOR_TOKEN,
+};
+
+struct tam_gw_secrets {
+    bool have_kek;
+    uint8_t kek[TAM_SEAL_KEK_LEN];
+    struct tam_key *worker_pub; /* owned; NULL: no manifest keys for new tenants */
+};
+
+/* The configured path of a secret, or its default in data-dir (in buf); NULL if too long. */
+const char *tam_gw_secret_path(const struct tam_config *cfg, enum tam_gw_secret which, char *buf,
+                               size_t bufsz);
+/* Zero configuration: creates the KEK and the worker sealing key when absent (0600). */
+TAM_MUST_CHECK int tam_gw_secrets_create(const struct tam_config *cfg);
+/* Loads what exists; missing secrets are logged and leave their fields empty. */
+void tam_gw_secrets_load(const struct tam_config *cfg, struct tam_gw_secrets *s);
+void tam_gw_secrets_finish(struct tam_gw_secrets *s);
+/* Writes token and a newline to path (created or truncated, mode 0600, no symlinks). */
+TAM_MUST_CHECK int tam_gw_write_token_file(const char *path, const char *token);
+
 /* ---- gateway.c ---- */
 
 /*
@@ -206,6 +233,9 @@ struct tam_gw {
     char id[TAM_GW_ID_MAX];
     char results_key[TAM_KEY_MAX];
     struct tam_gw_tenants *tenants; /* owned; swapped by reload */
+    struct tam_gw_secrets secrets;
+    struct tam_admin *adm;   /* the admin API (/v1); NULL without a KEK */
+    bool operator_ensured;   /* the operator token exists (checked once per process) */
     struct tam_tls_ctx *tls;        /* owned reference; NULL on plain HTTP */
     struct tam_http_server *api;
     struct tam_http_server *admin;

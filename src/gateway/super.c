@@ -393,6 +393,9 @@ static int start_redis(struct super *s)
 {
     int err = make_dir(s->cfg->data_dir);
     if (err == TAM_OK) {
+        err = tam_gw_secrets_create(s->cfg); /* before any gateway or worker reads them */
+    }
+    if (err == TAM_OK) {
         err =
             tam_redis_server_create(s->loop, s->cfg->data_dir, NULL, on_redis_state, s, &s->redis);
     }

@@ -134,31 +134,9 @@ void tam_gw_defer(struct tam_gw *gw, struct tam_gw_work *w, void (*fn)(struct ta
 
 /* ---- TEEP listener ---- */
 
-/* The tenant a request addresses (a reference), or NULL for 404. */
-static struct tam_tenant *route_tenant(struct tam_gw *gw, struct tam_http_request *req)
+/* A TEEP request for a known tenant: method and header checks, then the TEEP flows. */
+static void dispatch(struct tam_gw *gw, struct tam_http_request *req, struct tam_tenant *t)
 {
-    char id[TAM_TENANT_ID_MAX + 1];
-    enum tam_gw_route r = tam_gw_route_parse(tam_http_request_target(req), id);
-    if (r == TAM_GW_ROUTE_NONE) {
-        return NULL;
-    }
-    if (r == TAM_GW_ROUTE_DEFAULT) {
-        if (gw->cfg.default_tenant[0] == '\0') {
-            return NULL;
-        }
-        (void)snprintf(id, sizeof(id), "%s", gw->cfg.default_tenant);
-    }
-    return tam_gw_tenants_get(gw->tenants, id);
-}
-
-static void on_api_request(struct tam_http_request *req, void *ctx)
-{
-    struct tam_gw *gw = ctx;
-    struct tam_tenant *t = route_tenant(gw, req);
-    if (t == NULL) {
-        tam_gw_respond_status(gw, req, 404);
-        return;
-    }
     int status = 0;
     if (strcmp(tam_http_request_method(req), "POST") != 0) {
         status = 405;
@@ -180,6 +158,40 @@ static void on_api_request(struct tam_http_request *req, void *ctx)
     } else {
         tam_gw_message(gw, req, t);
     }
+}
+
+static void on_tenant(struct tam_gw *gw, struct tam_tenant *t, int err, void *arg)
+{
+    struct tam_http_request *req = arg;
+    if (t != NULL) {
+        dispatch(gw, req, t);
+    } else {
+        tam_gw_respond_status(gw, req, err == TAM_OK ? 404 : 503);
+    }
+}
+
+/*
+ * The tenant a request addresses: configuration-file tenants first, then the admin API's
+ * (Redis). Unknown tenants and non-TAM paths get 404.
+ */
+static void on_api_request(struct tam_http_request *req, void *ctx)
+{
+    struct tam_gw *gw = ctx;
+    char id[TAM_TENANT_ID_MAX + 1];
+    enum tam_gw_route r = tam_gw_route_parse(tam_http_request_target(req), id);
+    if (r == TAM_GW_ROUTE_DEFAULT) {
+        (void)snprintf(id, sizeof(id), "%s", gw->cfg.default_tenant);
+    }
+    if (r == TAM_GW_ROUTE_NONE || id[0] == '\0') {
+        tam_gw_respond_status(gw, req, 404);
+        return;
+    }
+    struct tam_tenant *t = tam_gw_tenants_get(gw->tenants, id);
+    if (t != NULL || gw->rtenants == NULL) {
+        on_tenant(gw, t, TAM_OK, req);
+        return;
+    }
+    tam_gw_rtenants_lookup(gw->rtenants, id, on_tenant, req);
 }
 
 /* ---- Redis ---- */
@@ -385,6 +397,9 @@ static int start_admin(struct tam_gw *gw)
     }
     struct tam_admin_opts o = {.kek = gw->secrets.kek, .worker_seal_pub = gw->secrets.worker_pub};
     int err = tam_admin_create(gw->loop, gw->rc, &o, &gw->adm);
+    if (err == TAM_OK) {
+        err = tam_gw_rtenants_create(gw, &gw->rtenants);
+    }
     if (err != TAM_OK) {
         tam_log(TAM_LOG_ERROR, "event=admin_failed err=%s", tam_errname(err));
     }
@@ -612,6 +627,7 @@ static void free_gw(struct tam_gw *gw)
     tam_gw_pending_finish(gw);
     tam_gw_keycache_finish(&gw->keys);
     tam_gw_tenants_destroy(gw->tenants);
+    tam_gw_rtenants_destroy(gw->rtenants); /* after the Redis client: no callback is left */
     tam_tls_ctx_unref(gw->tls);
     tam_gw_secrets_finish(&gw->secrets);
     tam_config_finish(&gw->cfg);

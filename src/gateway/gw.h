@@ -52,7 +52,7 @@
 #define TAM_GW_RESULTS_COUNT    "64"
 #define TAM_GW_RESULTS_EXPIRE_S "600" /* a crashed gateway's stream goes away */
 #define TAM_GW_KEYCACHE_MAX     4096  /* device keys cached per process */
-#define TAM_GW_KEYCACHE_TTL_MS  60000 /* so a status change (rejected) is seen */
+#define TAM_GW_KEYCACHE_TTL_MS  5000 /* a deleted or rejected device is refused soon */
 #define TAM_GW_PENDING_BUCKETS  4096  /* hash buckets of the waiting-request table */
 #define TAM_GW_WORK_BATCH       16    /* CPU-heavy steps (sign, verify) per loop iteration */
 #define TAM_GW_REDIS_INFLIGHT   65536 /* commands in flight on the command connection */
@@ -108,6 +108,26 @@ struct tam_tenant *tam_gw_tenants_get(const struct tam_gw_tenants *reg, const ch
 size_t tam_gw_tenants_count(const struct tam_gw_tenants *reg);
 /* The configured device keys (borrowed, n entries). */
 const struct tam_gw_devreg *tam_gw_tenants_devices(const struct tam_gw_tenants *reg, size_t *n);
+
+/* ---- rtenants.c: tenants of the admin API, cached from Redis ---- */
+
+#define TAM_GW_RTENANTS_MAX     4096 /* cached tenant ids (known and absent) per process */
+#define TAM_GW_RTENANT_FRESH_MS 1000 /* then revalidated (HGET rev) on the next lookup */
+
+struct tam_gw;
+/* A tenant lookup's answer: a new reference (caller unrefs), or NULL with err TAM_OK
+ * (unknown tenant) or an error (TAM_EUNAVAIL: Redis; TAM_ENOMEM). */
+typedef void (*tam_gw_tenant_fn)(struct tam_gw *gw, struct tam_tenant *t, int err, void *arg);
+
+struct tam_gw_rtenants;
+
+TAM_MUST_CHECK int tam_gw_rtenants_create(struct tam_gw *gw, struct tam_gw_rtenants **out);
+/* After the Redis client is destroyed (its callbacks reference entries); NULL-safe. */
+void tam_gw_rtenants_destroy(struct tam_gw_rtenants *rt);
+/* cb fires exactly once: now when the cache answers, else when Redis does. */
+void tam_gw_rtenants_lookup(struct tam_gw_rtenants *rt, const char *id, tam_gw_tenant_fn cb,
+                            void *arg);
+size_t tam_gw_rtenants_count(const struct tam_gw_rtenants *rt);
 
 /* ---- keycache.c: LRU cache of device public keys by (tenant, kid) ---- */
 
@@ -235,6 +255,7 @@ struct tam_gw {
     struct tam_gw_tenants *tenants; /* owned; swapped by reload */
     struct tam_gw_secrets secrets;
     struct tam_admin *adm;   /* the admin API (/v1); NULL without a KEK */
+    struct tam_gw_rtenants *rtenants; /* admin API tenants; NULL without a KEK */
     bool operator_ensured;   /* the operator token exists (checked once per process) */
     struct tam_tls_ctx *tls;        /* owned reference; NULL on plain HTTP */
     struct tam_http_server *api;

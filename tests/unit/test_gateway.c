@@ -28,6 +28,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <jansson.h>
 #include <uv.h>
 
 #include "redis_fixture.h"
@@ -1750,5 +1751,105 @@ Test(gateway, zero_config_with_real_worker)
     cr_assert_eq(metric("tam_gw_results_total"), 1);
     tam_buf_finish(&m);
     tam_key_destroy(agent);
+    gw_finish();
+}
+
+/* ======================= tenants of the admin API ======================= */
+
+static char admin_auth[200];
+
+static json_t *admin_json(const char *method, const char *path, const char *body, int want)
+{
+    struct resp r;
+    char hdrs[300];
+    snprintf(hdrs, sizeof(hdrs), "%s%s", admin_auth,
+             body != NULL ? "Content-Type: application/json\r\n" : "");
+    int st = http_do(G.admin, method, path, hdrs, body, body != NULL ? strlen(body) : 0, &r);
+    cr_assert_eq(st, want, "%s %s: %d %.*s", method, path, st, (int)r.len, (const char *)r.body);
+    json_t *j = r.len > 0 ? json_loadb((const char *)r.body, r.len, 0, NULL) : NULL;
+    resp_free(&r);
+    return j;
+}
+
+/* The QueryRequest of tenant `path` verifies with the tenant's published keys. */
+static void check_tenant_qr(const char *path, json_t *tenant, int want_signers)
+{
+    struct resp r;
+    cr_assert_eq(http_do(G.port, "POST", path, TEEP_ACCEPT, NULL, 0, &r), 200);
+    struct tam_cose_msg m;
+    const char *why = NULL;
+    cr_assert_eq(tam_cose_parse(r.body, r.len, &m, &why), TAM_OK, "%s", why);
+    cr_assert_eq(m.nsigners, (size_t)want_signers);
+    json_t *keys = json_object_get(tenant, "tam_keys");
+    for (size_t i = 0; i < m.nsigners; i++) {
+        const char *pem = json_string_value(json_object_get(json_array_get(keys, i), "public_pem"));
+        struct tam_key *k = NULL;
+        cr_assert_eq(tam_key_from_pem(pem, strlen(pem), &k), TAM_OK);
+        cr_assert_eq(tam_cose_verify(&m, i, k, NULL, NULL), TAM_OK, "signer %zu", i);
+        tam_key_destroy(k);
+    }
+    resp_free(&r);
+}
+
+Test(gateway, admin_api_tenants_served_without_restart)
+{
+    char kdir[] = "/tmp/tu-kek-XXXXXX", extra[600], cmd[700];
+    cr_assert_not_null(mkdtemp(kdir));
+    snprintf(cmd, sizeof(cmd), "head -c 32 /dev/urandom > %s/kek.key", kdir);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(extra, sizeof(extra), "kek-file = %s/kek.key\noperator-token-file = %s/op.token\n",
+             kdir, kdir);
+    struct gwopts o = {.extra = extra};
+    gw_start(&o);
+    /* The first gateway to reach Redis creates the operator token and writes it once. */
+    char tok_path[200], token[128] = "";
+    snprintf(tok_path, sizeof(tok_path), "%s/op.token", kdir);
+    for (int i = 0; i < 200 && token[0] == '\0'; i++) {
+        FILE *f = fopen(tok_path, "r");
+        if (f != NULL && fgets(token, sizeof(token), f) != NULL) {
+            token[strcspn(token, "\n")] = '\0';
+        }
+        if (f != NULL) {
+            fclose(f);
+        }
+        sleep_ms(20);
+    }
+    cr_assert_eq(strlen(token), 43);
+    struct stat st;
+    cr_assert_eq(stat(tok_path, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0600);
+    snprintf(admin_auth, sizeof(admin_auth), "Authorization: Bearer %s\r\n", token);
+
+    cr_assert_eq(http_do(G.port, "POST", "/tam/acme", TEEP_ACCEPT, NULL, 0, NULL), 404);
+    json_decref(admin_json("POST", "/v1/tenants", "{\"id\":\"acme\"}", 201));
+    /* Created after this gateway cached "absent": seen within the freshness window. */
+    sleep_ms(1100);
+    json_t *t = admin_json("GET", "/v1/tenants/acme", NULL, 200);
+    check_tenant_qr("/tam/acme", t, 2);
+    /* A change (single suite, COSE_Sign1) reaches the next session without a restart. */
+    json_decref(admin_json("PATCH", "/v1/tenants/acme", "{\"sign1_only\":true}", 200));
+    sleep_ms(1100);
+    check_tenant_qr("/tam/acme", t, 1);
+    json_decref(t);
+    /* The configuration-file tenant is untouched; an unknown one is still 404. */
+    struct qr q;
+    new_session(&q);
+    cr_assert_eq(http_do(G.port, "POST", "/tam/ghost", TEEP_ACCEPT, NULL, 0, NULL), 404);
+    /* Deleted: refused by every request starting a second later. */
+    json_decref(admin_json("DELETE", "/v1/tenants/acme", NULL, 204));
+    sleep_ms(1100);
+    cr_assert_eq(http_do(G.port, "POST", "/tam/acme", TEEP_ACCEPT, NULL, 0, NULL), 404);
+    gw_finish();
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", kdir);
+    (void)system(cmd);
+}
+
+Test(gateway, admin_api_needs_a_kek)
+{
+    gw_start(&default_opts);
+    struct resp r;
+    cr_assert_eq(http_do(G.admin, "GET", "/v1/tenants", NULL, NULL, 0, &r), 503);
+    cr_assert_not_null(has_header(&r, "Content-Type: application/problem+json\r\n"));
+    resp_free(&r);
     gw_finish();
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gw.h"
+#include "tam/alloc.h"
 #include "tam/err.h"
 #include "tam/metrics.h"
 
@@ -187,17 +188,58 @@ int tam_gw_metrics_render(const struct tam_gw *gw, struct tam_buf *out)
     return tam_metrics_writer_error(&w);
 }
 
-static void metrics(struct tam_gw *gw, struct tam_http_request *req)
+/* Workers XDEL every job they finish, so the stream's length is the work not yet done. */
+static const char queue_lua[] = "return {redis.call('XLEN', KEYS[1]), redis.call('XLEN', KEYS[2])}";
+
+struct metrics_req {
+    struct tam_gw *gw;
+    struct tam_http_request *req;
+};
+
+static void queue_metrics(struct tam_metrics_writer *w, const redisReply *r)
 {
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER) {
+        return; /* Redis unavailable: no queue samples rather than wrong ones */
+    }
+    put_gauge(w, "tam_jobs_pending",
+              "Jobs in the Redis stream not yet finished by a worker (all gateways).", NULL, 0,
+              (double)r->element[0]->integer);
+    put_gauge(w, "tam_jobs_dead", "Jobs in the dead-letter stream (all gateways).", NULL, 0,
+              (double)r->element[1]->integer);
+}
+
+static void on_queue_depth(struct tam_redis *r, int status, const redisReply *reply, void *privdata)
+{
+    struct metrics_req *m = privdata;
     struct tam_buf out;
     tam_buf_init(&out, METRICS_MAX);
-    int err = tam_gw_metrics_render(gw, &out);
+    int err = tam_gw_metrics_render(m->gw, &out);
+    struct tam_metrics_writer w;
+    tam_metrics_writer_init(&w, &out);
+    queue_metrics(&w, status == TAM_OK ? reply : NULL);
+    err = err != TAM_OK ? err : tam_metrics_writer_error(&w);
     if (err != TAM_OK) {
-        text(req, 500, "text/plain; charset=utf-8", "metrics failed\n", 15);
+        text(m->req, 500, "text/plain; charset=utf-8", "metrics failed\n", 15);
     } else {
-        text(req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
+        text(m->req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);
     }
     tam_buf_finish(&out);
+    tam_free(m);
+}
+
+static void metrics(struct tam_gw *gw, struct tam_http_request *req)
+{
+    struct metrics_req *m = tam_malloc(sizeof(*m));
+    if (m == NULL) {
+        text(req, 503, "text/plain; charset=utf-8", "out of memory\n", 14);
+        return;
+    }
+    *m = (struct metrics_req){gw, req};
+    if (gw->rc == NULL || tam_redis_command(gw->rc, on_queue_depth, m, "EVAL %s 2 %s %s", queue_lua,
+                                            TAM_KEY_JOBS, TAM_KEY_JOBS_DEAD) != TAM_OK) {
+        on_queue_depth(NULL, TAM_EUNAVAIL, NULL, m);
+    }
 }
 
 static void admin_api(struct tam_gw *gw, struct tam_http_request *req)

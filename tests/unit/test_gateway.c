@@ -1137,6 +1137,9 @@ Test(gateway, job_timeout_then_late_result_ignored)
     cr_assert_eq(teep_post(m.data, m.len, &r), 503);
     cr_assert(now_ms() - t0 >= 250);
     resp_free(&r);
+    /* No worker took it: the queue-depth gauge (what worker autoscaling reads) shows it. */
+    cr_assert_eq(metric("tam_jobs_pending"), 1);
+    cr_assert_eq(metric("tam_jobs_dead"), 0);
     struct got_job j;
     cr_assert(take_job(3000, &j));
     post_result(&j.job, 200, "late", 4);

@@ -49,6 +49,8 @@ int main(int argc, char **argv)
         return ag_run_idle(&o);
     case AG_MODE_KEYS:
         return ag_run_keys(&o);
+    case AG_MODE_DEMO:
+        return ag_run_demo(&o);
     default:
         return 2;
     }

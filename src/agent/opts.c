@@ -20,6 +20,7 @@ void ag_usage(FILE *out)
           "  load         many devices run sessions: throughput, latency percentiles, errors\n"
           "  idle         open and hold N keep-alive connections\n"
           "  keys         generate the fleet's keys and write them (--export-keys)\n"
+          "  demo         create the demo tenant, TCs and policy (admin API), then load\n"
           "\n"
           "Common options:\n"
           "  --url URL              TAM URI, e.g. http://127.0.0.1:8443/tam/demo\n"
@@ -56,7 +57,16 @@ void ag_usage(FILE *out)
           "  --help                 this text\n"
           "\n",
           out);
-    fputs("load:\n"
+    fputs("demo (what tamd --demo runs):\n"
+          "  --data-dir DIR         reads DIR/operator.token; writes DIR/demo.token and the\n"
+          "                         demo TC signer and attester keys (required)\n"
+          "  --admin URL            default http://127.0.0.1:9080\n"
+          "  --url URL              default http://127.0.0.1:8080/tam/demo\n"
+          "  --payload-listen H:P   serves the URI scenario's payload (default 127.0.0.1:9081)\n"
+          "  --keep-serving         keep serving payloads after the run, until SIGTERM\n"
+          "  (and the load options; defaults: 20 devices, 10 s)\n"
+          "\n"
+          "load:\n"
           "  --concurrency C        sessions in flight (default min(devices, 64); with\n"
           "                         --rate: min(devices, 4096))\n"
           "  --rate R               start R sessions per second (open loop)\n"
@@ -199,6 +209,9 @@ enum {
     O_ONLY,
     O_SKIP,
     O_LOG_LEVEL,
+    O_DATA_DIR,
+    O_PAYLOAD_LISTEN,
+    O_KEEP_SERVING,
     O_HELP,
 };
 
@@ -242,6 +255,9 @@ static const struct option long_opts[] = {
     {"only", required_argument, NULL, O_ONLY},
     {"skip", required_argument, NULL, O_SKIP},
     {"log-level", required_argument, NULL, O_LOG_LEVEL},
+    {"data-dir", required_argument, NULL, O_DATA_DIR},
+    {"payload-listen", required_argument, NULL, O_PAYLOAD_LISTEN},
+    {"keep-serving", no_argument, NULL, O_KEEP_SERVING},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -410,6 +426,15 @@ static int parse_other(int c, const char *v, struct ag_opts *o)
     case O_ENROLL:
         o->enroll = true;
         return 0;
+    case O_DATA_DIR:
+        o->data_dir = v;
+        return 0;
+    case O_PAYLOAD_LISTEN:
+        o->payload_listen = v;
+        return 0;
+    case O_KEEP_SERVING:
+        o->keep_serving = true;
+        return 0;
     default:
         return bad("option", v != NULL ? v : "?");
     }
@@ -423,7 +448,8 @@ static int parse_mode(const char *m, struct ag_opts *o)
     } t[] = {{"conformance", AG_MODE_CONFORMANCE},
              {"load", AG_MODE_LOAD},
              {"idle", AG_MODE_IDLE},
-             {"keys", AG_MODE_KEYS}};
+             {"keys", AG_MODE_KEYS},
+             {"demo", AG_MODE_DEMO}};
     for (size_t i = 0; i < TAM_ARRAY_LEN(t); i++) {
         if (strcmp(m, t[i].name) == 0) {
             o->mode = t[i].mode;
@@ -433,8 +459,24 @@ static int parse_mode(const char *m, struct ag_opts *o)
     return bad("mode", m);
 }
 
+static int demo_defaults(struct ag_opts *o)
+{
+    if (o->data_dir == NULL) {
+        fprintf(stderr, "tam-agent: demo needs --data-dir (see --help)\n");
+        return -1;
+    }
+    o->admin_url = o->admin_url != NULL ? o->admin_url : "http://127.0.0.1:9080";
+    o->url = o->url != NULL ? o->url : "http://127.0.0.1:8080/tam/demo";
+    o->payload_listen = o->payload_listen != NULL ? o->payload_listen : "127.0.0.1:9081";
+    o->devices = o->devices != 0 ? o->devices : 20;
+    return 0;
+}
+
 static int finish_defaults(struct ag_opts *o)
 {
+    if (o->mode == AG_MODE_DEMO && demo_defaults(o) != 0) {
+        return -1;
+    }
     if (o->mode != AG_MODE_KEYS && o->url == NULL) {
         fprintf(stderr, "tam-agent: --url is required (see --help)\n");
         return -1;

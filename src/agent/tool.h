@@ -26,6 +26,7 @@ enum ag_mode {
     AG_MODE_LOAD,
     AG_MODE_IDLE,
     AG_MODE_KEYS, /* only generate/export the fleet's keys */
+    AG_MODE_DEMO, /* set up the demo tenant through the admin API, then load */
 };
 
 enum ag_alg_choice {
@@ -81,6 +82,9 @@ struct ag_opts {
     const char *only; /* comma lists of check names */
     const char *skip;
     int log_level;
+    const char *data_dir;       /* demo: tokens and demo keys */
+    const char *payload_listen; /* demo: HOST:PORT of the URI scenario's payloads */
+    bool keep_serving;          /* demo: keep the payload server up until a signal */
 };
 
 /* Parses argv. 0: run; 1: --help printed (exit 0); -1: error printed (exit 2). */
@@ -273,6 +277,7 @@ void ag_session_run(struct ag_session *s, size_t idx);
 /* ---- modes ---- */
 
 int ag_run_load(const struct ag_opts *o);
+int ag_run_demo(const struct ag_opts *o);
 int ag_run_idle(const struct ag_opts *o);
 int ag_run_conformance(const struct ag_opts *o);
 int ag_run_keys(const struct ag_opts *o);

@@ -45,11 +45,15 @@ extern char **environ;
 
 struct super;
 
+enum proc_kind { PROC_GATEWAY = 0, PROC_WORKER, PROC_DEMO };
+
+static const char *const kind_names[] = {"gateway", "worker", "demo"};
+
 struct proc {
     struct super *s;
     uv_process_t h;
     uv_timer_t restart;
-    bool worker;
+    enum proc_kind kind;
     bool running; /* the process handle is open (until its close callback) */
     bool timer_open;
     unsigned index;
@@ -73,6 +77,8 @@ struct super {
     char **argv;
     char exe[PATH_MAX];
     char worker_exe[PATH_MAX];
+    char agent_exe[PATH_MAX];
+    char demo_args[4][TAM_ADDR_HOST_MAX + 64]; /* --admin, --url, --payload-listen, --ca */
     char setpriv[PATH_MAX];
     char redis_addr[TAM_CONFIG_STR_MAX + 16];
     struct tam_redis_server *redis;
@@ -81,6 +87,7 @@ struct super {
     unsigned n_gws;
     struct proc workers[MAX_PROCS];
     unsigned n_workers;
+    struct proc demo; /* tam-agent demo (--demo): runs once, not restarted */
     char **child_env;
     uv_signal_t sig[3];
     uv_timer_t kill_timer;
@@ -117,25 +124,25 @@ static bool find_in_path(const char *name, char *out, size_t outsz)
     return false;
 }
 
-static void find_worker(struct super *s)
+/* A sibling program: next to tamd, in ../<dir>/ of a build tree, or on PATH. */
+static void find_program(const struct super *s, const char *name, const char *build_dir,
+                         char *out, size_t outsz)
 {
     char dir[PATH_MAX];
     (void)snprintf(dir, sizeof(dir), "%s", s->exe);
     char *slash = strrchr(dir, '/');
     if (slash != NULL) {
         *slash = '\0';
-        static const char *const rel[] = {
-            "tam-worker",
-            "../worker/tam-worker", /* a build tree: src/gateway/tamd, src/worker/tam-worker */
-        };
-        for (size_t i = 0; i < TAM_ARRAY_LEN(rel); i++) {
-            int n = snprintf(s->worker_exe, sizeof(s->worker_exe), "%s/%s", dir, rel[i]);
-            if (n > 0 && (size_t)n < sizeof(s->worker_exe) && executable(s->worker_exe)) {
-                return;
-            }
+        int n = snprintf(out, outsz, "%s/%s", dir, name);
+        if (n > 0 && (size_t)n < outsz && executable(out)) {
+            return;
+        }
+        n = snprintf(out, outsz, "%s/../%s/%s", dir, build_dir, name);
+        if (n > 0 && (size_t)n < outsz && executable(out)) {
+            return;
         }
     }
-    (void)find_in_path("tam-worker", s->worker_exe, sizeof(s->worker_exe));
+    (void)find_in_path(name, out, outsz);
 }
 
 static int make_dir(const char *dir)
@@ -208,11 +215,14 @@ static void on_proc_closed(uv_handle_t *h)
         advance(s);
         return;
     }
+    if (p->kind == PROC_DEMO) {
+        return; /* it ran once; the TAM keeps serving */
+    }
     uint64_t lived = uv_now(s->loop) - p->started_at;
     p->failures = lived >= STABLE_MS ? 1 : p->failures + 1;
     uint32_t d = backoff_ms(p->failures);
     tam_log(TAM_LOG_WARN, "event=child_restart kind=%s index=%u delay_ms=%u",
-            p->worker ? "worker" : "gateway", p->index, d);
+            kind_names[p->kind], p->index, d);
     uv_timer_start(&p->restart, on_restart, d, 0);
 }
 
@@ -221,7 +231,7 @@ static void on_proc_exit(uv_process_t *h, int64_t status, int sig)
     struct proc *p = h->data;
     int level = (p->s->stage != STAGE_RUNNING && status == 0) ? TAM_LOG_INFO : TAM_LOG_WARN;
     tam_log(level, "event=child_exit kind=%s index=%u pid=%d status=%lld signal=%d",
-            p->worker ? "worker" : "gateway", p->index, p->pid, (long long)status, sig);
+            kind_names[p->kind], p->index, p->pid, (long long)status, sig);
     p->pid = 0;
     uv_close((uv_handle_t *)h, on_proc_closed);
 }
@@ -237,7 +247,23 @@ static int child_args(const struct proc *p, const char **args)
         args[n++] = "TERM";
         args[n++] = "--";
     }
-    if (p->worker) {
+    if (p->kind == PROC_DEMO) {
+        args[n++] = s->agent_exe;
+        args[n++] = "demo";
+        args[n++] = "--data-dir";
+        args[n++] = s->cfg->data_dir;
+        args[n++] = "--admin";
+        args[n++] = s->demo_args[0];
+        args[n++] = "--url";
+        args[n++] = s->demo_args[1];
+        args[n++] = "--payload-listen";
+        args[n++] = s->demo_args[2];
+        args[n++] = "--keep-serving";
+        if (s->demo_args[3][0] != '\0') {
+            args[n++] = "--ca";
+            args[n++] = s->demo_args[3];
+        }
+    } else if (p->kind == PROC_WORKER) {
         args[n++] = s->worker_exe;
         args[n++] = "--redis";
         args[n++] = s->redis_addr;
@@ -278,7 +304,7 @@ static void spawn(struct proc *p)
     memset(&o, 0, sizeof(o));
     o.file = args[0];
     o.args = (char **)args;
-    o.env = p->worker ? NULL : s->child_env;
+    o.env = p->kind == PROC_GATEWAY ? s->child_env : NULL;
     o.exit_cb = on_proc_exit;
     o.stdio = stdio;
     o.stdio_count = 3;
@@ -288,20 +314,20 @@ static void spawn(struct proc *p)
     p->started_at = uv_now(s->loop);
     if (err != 0) {
         tam_log(TAM_LOG_ERROR, "event=spawn_failed kind=%s exe=%s err=%s",
-                p->worker ? "worker" : "gateway", args[0], uv_err_name(err));
+                kind_names[p->kind], args[0], uv_err_name(err));
         uv_close((uv_handle_t *)&p->h, on_proc_closed);
         return;
     }
     p->pid = p->h.pid;
     tam_log(TAM_LOG_INFO, "event=child_started kind=%s index=%u pid=%d",
-            p->worker ? "worker" : "gateway", p->index, p->pid);
+            kind_names[p->kind], p->index, p->pid);
 }
 
-static void init_proc(struct super *s, struct proc *p, bool worker, unsigned index)
+static void init_proc(struct super *s, struct proc *p, enum proc_kind kind, unsigned index)
 {
     memset(p, 0, sizeof(*p));
     p->s = s;
-    p->worker = worker;
+    p->kind = kind;
     p->index = index;
     uv_timer_init(s->loop, &p->restart);
     p->restart.data = p;
@@ -336,6 +362,56 @@ static void on_gw_failed_start(struct super *s)
     super_stop(s);
 }
 
+/* A host as it appears in a URL: IPv6 literals in brackets. */
+static void url_host(const char *host, char *out, size_t outsz)
+{
+    bool v6 = strchr(host, ':') != NULL;
+    (void)snprintf(out, outsz, "%s%s%s", v6 ? "[" : "", host, v6 ? "]" : "");
+}
+
+/*
+ * --demo: tam-agent demo sets up the demo tenant through this tamd's admin API and runs the
+ * fleet against the TEEP listener (it waits for /readyz itself). Its payload server (the
+ * URI scenario's download site) listens on the admin port + 1.
+ */
+static void start_demo(struct super *s)
+{
+    const struct tam_config *c = s->cfg;
+    find_program(s, "tam-agent", "agent", s->agent_exe, sizeof(s->agent_exe));
+    if (s->agent_exe[0] == '\0' || c->admin_listen.kind == TAM_ADDR_UNIX ||
+        c->listen.kind == TAM_ADDR_UNIX) {
+        tam_log(TAM_LOG_WARN, "event=no_demo msg=\"tam-agent not found, or a listener is not "
+                              "HOST:PORT\"");
+        return;
+    }
+    bool tls = c->tls_cert[0] != '\0';
+    char host[TAM_ADDR_HOST_MAX + 2], lhost[TAM_ADDR_HOST_MAX + 2];
+    url_host(c->admin_listen.host, host, sizeof(host));
+    url_host(c->listen.host, lhost, sizeof(lhost));
+    (void)snprintf(s->demo_args[0], sizeof(s->demo_args[0]), "http://%s:%u", host,
+                   c->admin_listen.port);
+    (void)snprintf(s->demo_args[1], sizeof(s->demo_args[1]), "%s://%s:%u/tam/demo",
+                   tls ? "https" : "http", lhost, c->listen.port);
+    (void)snprintf(s->demo_args[2], sizeof(s->demo_args[2]), "%s:%u", c->admin_listen.host,
+                   (unsigned)c->admin_listen.port + 1u);
+    (void)snprintf(s->demo_args[3], sizeof(s->demo_args[3]), "%s", tls ? c->tls_cert : "");
+    spawn(&s->demo);
+}
+
+static void start_workers(struct super *s)
+{
+    find_program(s, "tam-worker", "worker", s->worker_exe, sizeof(s->worker_exe));
+    if (s->worker_exe[0] == '\0') {
+        tam_log(TAM_LOG_WARN, "event=no_worker msg=\"tam-worker not found next to tamd or "
+                              "on PATH; QueryResponses will time out\"");
+        return;
+    }
+    s->n_workers = s->cfg->workers;
+    for (unsigned i = 0; i < s->n_workers; i++) {
+        spawn(&s->workers[i]);
+    }
+}
+
 static void start_services(struct super *s)
 {
     if (s->services_started) {
@@ -361,16 +437,10 @@ static void start_services(struct super *s)
         spawn(&s->gws[i]);
     }
     if (s->redis != NULL && s->cfg->workers > 0) {
-        find_worker(s);
-        if (s->worker_exe[0] == '\0') {
-            tam_log(TAM_LOG_WARN, "event=no_worker msg=\"tam-worker not found next to tamd or "
-                                  "on PATH; QueryResponses will time out\"");
-            return;
-        }
-        s->n_workers = s->cfg->workers;
-        for (unsigned i = 0; i < s->n_workers; i++) {
-            spawn(&s->workers[i]);
-        }
+        start_workers(s);
+    }
+    if (s->cfg->demo) {
+        start_demo(s);
     }
 }
 
@@ -424,6 +494,7 @@ static void on_kill_timer(uv_timer_t *t)
     tam_log(TAM_LOG_WARN, "event=stop_deadline stage=%d msg=\"killing what is left\"", s->stage);
     kill_all(s->stage == STAGE_GATEWAYS ? s->gws : s->workers,
              s->stage == STAGE_GATEWAYS ? s->n_gws : s->n_workers, SIGKILL);
+    kill_all(&s->demo, 1, SIGKILL);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -447,6 +518,7 @@ static void close_all(struct super *s)
         uv_close((uv_handle_t *)&s->gws[i].restart, on_handle_closed);
         uv_close((uv_handle_t *)&s->workers[i].restart, on_handle_closed);
     }
+    uv_close((uv_handle_t *)&s->demo.restart, on_handle_closed);
 }
 
 /* Moves the stop sequence on as far as it can go now. */
@@ -455,10 +527,12 @@ static void advance(struct super *s)
     if (s->stage == STAGE_GATEWAYS && s->gw == NULL && !any_running(s->gws, s->n_gws)) {
         s->stage = STAGE_WORKERS;
         kill_all(s->workers, s->n_workers, SIGTERM);
+        kill_all(&s->demo, 1, SIGTERM);
         uv_timer_start(&s->kill_timer, on_kill_timer, s->cfg->shutdown_timeout_ms + KILL_GRACE_MS,
                        0);
     }
-    if (s->stage == STAGE_WORKERS && !any_running(s->workers, s->n_workers)) {
+    if (s->stage == STAGE_WORKERS && !any_running(s->workers, s->n_workers) &&
+        !any_running(&s->demo, 1)) {
         s->stage = STAGE_REDIS;
         uv_timer_stop(&s->kill_timer);
         if (s->redis != NULL) {
@@ -527,9 +601,10 @@ static int init_super(struct super *s, uv_loop_t *loop, const struct tam_config 
     uv_timer_init(loop, &s->kill_timer);
     s->kill_timer.data = s;
     for (unsigned i = 0; i < MAX_PROCS; i++) {
-        init_proc(s, &s->gws[i], false, i);
-        init_proc(s, &s->workers[i], true, i);
+        init_proc(s, &s->gws[i], PROC_GATEWAY, i);
+        init_proc(s, &s->workers[i], PROC_WORKER, i);
     }
+    init_proc(s, &s->demo, PROC_DEMO, 0);
     return build_env(s);
 }
 

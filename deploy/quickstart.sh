@@ -8,9 +8,10 @@ if [ ! -f build/build.ninja ]; then
 fi
 ninja -C build >/dev/null
 echo "built: $(ls build/src/*/tamctl build/src/*/tamd build/src/*/tam-worker build/src/*/tam-agent 2>/dev/null | tr '\n' ' ')"
-# Until `tamd --demo` lands (the multi-tenant issue): decode the spec's demo messages with the
-# offline tools. The full stack runs end to end in tests/unit/test_e2e.c.
-for v in teep26_query_request teep26_update teep26_success; do
-  echo "== tamctl teep decode tests/vectors/$v.hex"
-  build/src/tools/tamctl teep decode tests/vectors/$v.hex
-done
+# The main job, zero configuration: a private Redis (AOF) in the data directory, supervised
+# workers, the gateway on 127.0.0.1:8080, the admin API on 127.0.0.1:9080, tenant "demo" with
+# one TC per SUIT scenario and a policy, then the simulated fleet against it and its report.
+# tamd keeps serving afterwards; Ctrl-C stops everything.
+dir=${TAMGATE_DEMO_DIR:-/var/tmp/tamgate-demo}
+echo "starting: build/src/gateway/tamd --data-dir $dir --demo   (Ctrl-C to stop)"
+exec build/src/gateway/tamd --data-dir "$dir" --demo --log-level warn

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -261,4 +262,84 @@ Test(e2e, fleet_installs_exactly_once_per_device)
     cr_assert_eq(count(second, "installed"), DEVICES, "re-provisioned once per device");
     json_decref(second);
     stop(&s);
+}
+
+/* ---- zero configuration: tamd --data-dir DIR --demo ---- */
+
+static bool file_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return false;
+    }
+    char line[1024];
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f) != NULL) {
+        found = strstr(line, needle) != NULL;
+    }
+    fclose(f);
+    return found;
+}
+
+static unsigned mode_of(const char *dir, const char *name)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    struct stat st;
+    cr_assert_eq(stat(p, &st), 0, "%s exists", p);
+    return st.st_mode & 0777;
+}
+
+/*
+ * The README's main job: a private Redis, supervised workers, the demo tenant created through
+ * the admin API and the fleet installing one TC per SUIT scenario on each of its 20 devices.
+ */
+Test(e2e, demo_zero_configuration)
+{
+    char dir[] = "/tmp/tam-demo-XXXXXX", out[300], listen[64], admin[64], tamd[1100];
+    cr_assert_not_null(mkdtemp(dir));
+    const char *b = getenv("TAM_BUILD_ROOT");
+    snprintf(tamd, sizeof(tamd), "%s/src/gateway/tamd", b != NULL ? b : "build");
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", free_port());
+    /* The demo's payload server takes the admin port + 1: find a free pair. */
+    uint16_t ap = free_port();
+    while (ap == 65535) {
+        ap = free_port();
+    }
+    snprintf(admin, sizeof(admin), "127.0.0.1:%u", ap);
+    snprintf(out, sizeof(out), "%s/out.log", dir);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        FILE *f = freopen(out, "w", stdout);
+        char log[300];
+        snprintf(log, sizeof(log), "%s/tamd.log", dir);
+        f = f != NULL ? freopen(log, "w", stderr) : NULL;
+        (void)f;
+        char *argv[] = {tamd,     "--data-dir", dir,     "--demo", "--listen", listen,
+                        "--admin-listen", admin, "--workers", "2", NULL};
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    bool done = false;
+    for (int i = 0; i < 900 && !done; i++) { /* 90 s: sanitizer builds are slow */
+        done = file_has(out, "demo: fleet finished");
+        usleep(100 * 1000);
+    }
+    cr_assert(done, "the demo did not finish; see %s", out);
+    cr_assert(file_has(out, "demo: fleet finished (exit 0)"), "see %s", out);
+    cr_assert(file_has(out, "installed 60,"), "20 devices x 3 TCs; see %s", out);
+    cr_assert(file_has(out, "(none)"), "no errors; see %s", out);
+    cr_assert_eq(mode_of(dir, "operator.token"), 0600);
+    cr_assert_eq(mode_of(dir, "demo.token"), 0600);
+    cr_assert_eq(mode_of(dir, "kek.key"), 0600);
+    cr_assert_eq(mode_of(dir, "worker-seal.pem"), 0600);
+    kill(pid, SIGTERM);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "tamd --demo exits 0 on SIGTERM");
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    run(cmd);
 }

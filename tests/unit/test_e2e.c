@@ -343,3 +343,150 @@ Test(e2e, demo_zero_configuration)
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     run(cmd);
 }
+
+/* ---- tenant isolation on the TEEP side ---- */
+
+struct zc {
+    char dir[64], build[1024], listen[64], admin[64], op[128];
+    pid_t pid;
+};
+
+static void zc_start(struct zc *z)
+{
+    memset(z, 0, sizeof(*z));
+    snprintf(z->dir, sizeof(z->dir), "/tmp/tam-iso-XXXXXX");
+    cr_assert_not_null(mkdtemp(z->dir));
+    const char *b = getenv("TAM_BUILD_ROOT");
+    snprintf(z->build, sizeof(z->build), "%s", b != NULL ? b : "build");
+    snprintf(z->listen, sizeof(z->listen), "127.0.0.1:%u", free_port());
+    snprintf(z->admin, sizeof(z->admin), "127.0.0.1:%u", free_port());
+    char tamd[1100], log[128];
+    snprintf(tamd, sizeof(tamd), "%s/src/gateway/tamd", z->build);
+    snprintf(log, sizeof(log), "%s/tamd.log", z->dir);
+    char *argv[] = {tamd, "--data-dir", z->dir, "--listen", z->listen, "--admin-listen", z->admin,
+                    "--workers", "1", NULL};
+    z->pid = spawn(argv, log);
+    char tok[128];
+    snprintf(tok, sizeof(tok), "%s/operator.token", z->dir);
+    for (int i = 0; i < 200 && !file_has(tok, "\n"); i++) {
+        usleep(50 * 1000);
+    }
+    FILE *f = fopen(tok, "r");
+    cr_assert_not_null(f, "no operator token");
+    cr_assert_not_null(fgets(z->op, sizeof(z->op), f));
+    fclose(f);
+    z->op[strcspn(z->op, "\n")] = '\0';
+}
+
+/* curl against the admin API; returns the HTTP status and the body parsed as JSON. */
+static int zc_admin(struct zc *z, const char *method, const char *path, const char *token,
+                    const char *body, json_t **out)
+{
+    char bodyf[128], respf[128], cmd[2048];
+    snprintf(bodyf, sizeof(bodyf), "%s/req.json", z->dir);
+    snprintf(respf, sizeof(respf), "%s/resp.json", z->dir);
+    FILE *f = fopen(bodyf, "w");
+    cr_assert_not_null(f);
+    fputs(body != NULL ? body : "", f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd),
+             "curl -s -o %s -w '%%{http_code}' -X %s -H 'Authorization: Bearer %s' "
+             "-H 'Content-Type: application/json' %s%s http://%s%s",
+             respf, method, token, body != NULL ? "--data-binary @" : "", body != NULL ? bodyf : "",
+             z->admin, path);
+    FILE *p = popen(cmd, "r");
+    int status = 0;
+    cr_assert_eq(fscanf(p, "%d", &status), 1);
+    pclose(p);
+    if (out != NULL) {
+        *out = json_load_file(respf, 0, NULL);
+    }
+    return status;
+}
+
+/* A tenant with a TAM-built integrated TC (signed by the workers) installed on every device. */
+static void zc_tenant(struct zc *z, const char *id, const char *tc_hex, char *token_file)
+{
+    char body[1024], path[128];
+    json_t *j = NULL;
+    snprintf(body, sizeof(body), "{\"id\":\"%s\",\"attestation\":\"none\"}", id);
+    cr_assert_eq(zc_admin(z, "POST", "/v1/tenants", z->op, body, &j), 201);
+    const char *tok = json_string_value(json_object_get(j, "token"));
+    cr_assert_not_null(tok);
+    snprintf(token_file, 128, "%s/%s.token", z->dir, id);
+    FILE *f = fopen(token_file, "w");
+    fputs(tok, f);
+    fclose(f);
+    char t[64];
+    snprintf(t, sizeof(t), "%s", tok);
+    json_decref(j);
+    snprintf(path, sizeof(path), "/v1/tenants/%s/components", id);
+    snprintf(body, sizeof(body),
+             "{\"component_id\":[\"%s\"],\"sequence\":1,\"delivery\":\"integrated\","
+             "\"binary\":\"aGVsbG8gZnJvbSB0ZW5hbnQ\"}",
+             tc_hex);
+    cr_assert_eq(zc_admin(z, "POST", path, t, body, NULL), 201);
+    snprintf(path, sizeof(path), "/v1/tenants/%s/policy", id);
+    snprintf(body, sizeof(body),
+             "{\"rules\":[{\"match\":{},\"install\":[{\"component_id\":[\"%s\"]}]}]}", tc_hex);
+    cr_assert_eq(zc_admin(z, "PUT", path, t, body, NULL), 200);
+}
+
+/* A fleet of 4 devices (seed "iso") on tenant `url_tenant`, trusting what `token_file` sees. */
+static json_t *zc_fleet(struct zc *z, const char *url_tenant, const char *token_file,
+                        const char *extra)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd),
+             "%s/src/agent/tam-agent load --url http://%s/tam/%s --seed iso --devices 4 "
+             "--duration 1 --json --admin http://%s --token-file %s %s",
+             z->build, z->listen, url_tenant, z->admin, token_file, extra);
+    FILE *p = popen(cmd, "r");
+    json_t *out = json_loadf(p, 0, NULL);
+    pclose(p);
+    cr_assert_not_null(out, "tam-agent printed no JSON");
+    return out;
+}
+
+Test(e2e, tenants_isolated_on_the_teep_side)
+{
+    struct zc z;
+    zc_start(&z);
+    char ta[128], tb[128];
+    zc_tenant(&z, "alpha", "616c706861", ta); /* "alpha" */
+    zc_tenant(&z, "bravo", "627261766f", tb); /* "bravo" */
+    /* Alpha's devices, enrolled in alpha: they get alpha's TC, once each. */
+    json_t *r = zc_fleet(&z, "alpha", ta, "--enroll");
+    cr_assert_eq(json_object_size(json_object_get(r, "errors")), 0);
+    cr_assert_eq(count(r, "installed"), 4);
+    json_decref(r);
+    /* The same devices on bravo's URI (trusting bravo's TAM keys): bravo does not know them,
+     * so their QueryResponses are dropped and bravo's TC never reaches them. */
+    r = zc_fleet(&z, "bravo", tb, "");
+    cr_assert_eq(count(r, "installed"), 0, "bravo's TC must not reach alpha's devices");
+    cr_assert_eq(count(r, "updates"), 0);
+    json_decref(r);
+    json_t *devs = NULL;
+    char tok[64];
+    FILE *f = fopen(tb, "r");
+    cr_assert_not_null(fgets(tok, sizeof(tok), f));
+    fclose(f);
+    cr_assert_eq(zc_admin(&z, "GET", "/v1/tenants/bravo/devices", tok, NULL, &devs), 200);
+    cr_assert_eq(json_array_size(json_object_get(devs, "devices")), 0, "bravo has no devices");
+    json_decref(devs);
+    /* Alpha's token cannot read bravo. */
+    f = fopen(ta, "r");
+    cr_assert_not_null(fgets(tok, sizeof(tok), f));
+    fclose(f);
+    cr_assert_eq(zc_admin(&z, "GET", "/v1/tenants/bravo/devices", tok, NULL, NULL), 403);
+    cr_assert_eq(zc_admin(&z, "GET", "/v1/tenants/alpha/devices", tok, NULL, &devs), 200);
+    cr_assert_eq(json_array_size(json_object_get(devs, "devices")), 4, "alpha has its 4");
+    json_decref(devs);
+    kill(z.pid, SIGTERM);
+    int st;
+    cr_assert_eq(waitpid(z.pid, &st, 0), z.pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", z.dir);
+    run(cmd);
+}

@@ -44,6 +44,7 @@ struct tam_tenant {
     uint32_t max_pending_per_device;
     uint32_t challenge_len;     /* 8..64 (EAT caps eat_nonce at 64) */
     uint32_t max_kidless_tries; /* agents without kid: registered keys tried, at most */
+    uint32_t rps_per_device;    /* signed messages per second and device; 0 = unlimited */
 };
 
 /* A tenant with defaults for everything but keys; refs = 1. NULL on OOM. */

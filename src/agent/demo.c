@@ -228,8 +228,11 @@ static int ensure_tenant(struct demo *d)
 {
     json_t *ans = NULL;
     int rc = call_json(d, "POST", "/v1/tenants", d->op_auth,
-                       json_pack("{s:s, s:s, s:s}", "id", DEMO_TENANT, "attestation", "required",
-                                 "enrollment", "registered"),
+                       /* A demo device runs sessions back to back: lift the default
+                        * rate limit (1 message/s per device, meant for real devices). */
+                       json_pack("{s:s, s:s, s:s, s:{s:i}}", "id", DEMO_TENANT, "attestation",
+                                 "required", "enrollment", "registered", "limits",
+                                 "rps_per_device", 1000),
                        201, 409, &ans);
     char token[DEMO_TOKEN_MAX];
     if (rc == TAM_OK) {
@@ -388,7 +391,6 @@ static int start_payloads(struct demo *d, const char *listen)
         fprintf(stderr, "tam-agent demo: bad --payload-listen %s\n", listen);
         return TAM_EINVAL;
     }
-    (void)snprintf(d->paths[P_PAYLOAD_URL], DEMO_PATH_MAX, "http://%s:%u", host, port);
     int err = uv_loop_init(&d->ploop);
     if (err != 0) {
         return err;
@@ -400,6 +402,17 @@ static int start_payloads(struct demo *d, const char *listen)
                                         .handler = on_payload_request};
     tam_http_limits_default(&sc.limits);
     err = tam_http_server_create(&d->ploop, &sc, &d->psrv);
+    if (err == TAM_ERRNO(EADDRINUSE)) {
+        /* Taken: any port will do for this run (a restarted demo keeps its first URI). */
+        fprintf(stderr, "tam-agent demo: %s is in use; serving payloads on another port\n",
+                listen);
+        sc.port = 0;
+        err = tam_http_server_create(&d->ploop, &sc, &d->psrv);
+    }
+    if (err == TAM_OK) {
+        (void)snprintf(d->paths[P_PAYLOAD_URL], DEMO_PATH_MAX, "http://%s:%u", host,
+                       tam_http_server_port(d->psrv));
+    }
     err = err == TAM_OK ? uv_async_init(&d->ploop, &d->pstop, on_pstop) : err;
     d->pstop.data = d;
     err = err == TAM_OK ? uv_thread_create(&d->thread, payload_thread, d) : err;

@@ -37,6 +37,7 @@ const char *tam_gw_outcome_name(enum tam_gw_outcome o)
         "accepted",           "dropped_cose",          "dropped_unknown_kid", "dropped_signature",
         "dropped_teep",       "dropped_unknown_token", "dropped_tenant",      "dropped_expired",
         "dropped_wrong_type", "dropped_replay",        "unavailable",         "timeout",
+        "rate_limited",
     };
     return (unsigned)o < TAM_GW_OUT_COUNT_ ? names[o] : "?";
 }
@@ -87,6 +88,11 @@ void tam_gw_respond_teep(struct tam_gw *gw, struct tam_http_request *req, const 
                          size_t len)
 {
     respond(gw, req, 200, "Content-Type", TEEP_MEDIA, body, len);
+}
+
+void tam_gw_respond_429(struct tam_gw *gw, struct tam_http_request *req)
+{
+    respond(gw, req, 429, "Retry-After", "1", NULL, 0);
 }
 
 static void respond_405(struct tam_gw *gw, struct tam_http_request *req)

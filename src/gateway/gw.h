@@ -137,6 +137,8 @@ struct tam_gw_devkey {
     char tenant[TAM_TENANT_ID_MAX + 1];
     uint8_t kid[TAM_KID_LEN];
     uint64_t expires_ms;
+    double tokens;       /* rate limit bucket (tam_gw_rate_allow) */
+    uint64_t bucket_ms;  /* when tokens was last refilled; 0 = never */
     uint32_t hash;
     struct tam_gw_devkey *chain;               /* bucket chain */
     struct tam_gw_devkey *lru_prev, *lru_next; /* most recent first */
@@ -161,6 +163,13 @@ struct tam_gw_devkey *tam_gw_keycache_get(struct tam_gw_keycache *kc, const char
 struct tam_gw_devkey *tam_gw_keycache_put(struct tam_gw_keycache *kc, const char *tenant,
                                           struct tam_key *key, uint64_t now_ms);
 void tam_gw_devkey_unref(struct tam_gw_devkey *e); /* NULL-safe */
+/*
+ * A token bucket per device and process: refilled at rps per second up to TAM_GW_RATE_BURST
+ * seconds' worth (so a whole session's messages pass at once). Takes one token and returns
+ * true, or returns false when none is left. rps 0: always true.
+ */
+#define TAM_GW_RATE_BURST 4
+bool tam_gw_rate_allow(double *tokens, uint64_t *last_ms, uint32_t rps, uint64_t now_ms);
 
 /* ---- counters ---- */
 
@@ -177,6 +186,7 @@ enum tam_gw_outcome {
     TAM_GW_OUT_REPLAY,        /* another request consumed the token first */
     TAM_GW_OUT_UNAVAILABLE,   /* Redis unavailable: 503 */
     TAM_GW_OUT_TIMEOUT,       /* no worker result in time: 503 */
+    TAM_GW_OUT_RATE_LIMITED,  /* over the tenant's rps_per_device: 429 */
     TAM_GW_OUT_COUNT_
 };
 
@@ -185,9 +195,9 @@ enum tam_gw_outcome {
 /* Exact statuses the gateway answers itself (server-generated ones are in http stats). */
 #define TAM_GW_STATUS_LIST                     \
     {                                          \
-        200, 204, 404, 405, 406, 415, 500, 503 \
+        200, 204, 404, 405, 406, 415, 429, 500, 503 \
     }
-#define TAM_GW_N_STATUS 8
+#define TAM_GW_N_STATUS 9
 
 struct tam_gw_stats {
     uint64_t sessions_created;
@@ -299,6 +309,8 @@ bool tam_gw_ready(const struct tam_gw *gw);
 uint64_t tam_gw_now_ms(void);
 /* Counts one answer and sends it (status only). */
 void tam_gw_respond_status(struct tam_gw *gw, struct tam_http_request *req, int status);
+/* 429 with Retry-After: 1 (a device over its tenant's rate). */
+void tam_gw_respond_429(struct tam_gw *gw, struct tam_http_request *req);
 /* 200 with a TEEP body and the four mandatory headers. */
 void tam_gw_respond_teep(struct tam_gw *gw, struct tam_http_request *req, const uint8_t *body,
                          size_t len);

@@ -168,3 +168,23 @@ struct tam_gw_devkey *tam_gw_keycache_put(struct tam_gw_keycache *kc, const char
     kc->n++;
     return e;
 }
+
+bool tam_gw_rate_allow(double *tokens, uint64_t *last_ms, uint32_t rps, uint64_t now_ms)
+{
+    if (rps == 0) {
+        return true;
+    }
+    double cap = (double)rps * TAM_GW_RATE_BURST;
+    if (*last_ms == 0) {
+        *tokens = cap;
+    } else if (now_ms > *last_ms) {
+        *tokens += (double)(now_ms - *last_ms) * rps / 1000.0;
+        *tokens = *tokens < cap ? *tokens : cap;
+    }
+    *last_ms = now_ms > *last_ms ? now_ms : *last_ms;
+    if (*tokens < 1.0) {
+        return false;
+    }
+    *tokens -= 1.0;
+    return true;
+}

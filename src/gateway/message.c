@@ -171,6 +171,15 @@ static void verified(struct tam_gw_msg *m)
 {
     const char *why = "";
     m->verified = true;
+    /* Counted after the signature, so nobody can spend another device's budget. */
+    if (m->key != NULL && !tam_gw_rate_allow(&m->key->tokens, &m->key->bucket_ms,
+                                             m->tenant->rps_per_device, uv_now(m->gw->loop))) {
+        tam_gw_count(m->gw, m->type, TAM_GW_OUT_RATE_LIMITED);
+        log_outcome(m, TAM_GW_OUT_RATE_LIMITED, "rps_per_device");
+        tam_gw_respond_429(m->gw, m->req);
+        msg_done(m);
+        return;
+    }
     if (!decode(m, &why)) {
         drop(m, TAM_GW_OUT_TEEP, why);
         return;

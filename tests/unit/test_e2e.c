@@ -409,7 +409,9 @@ static void zc_tenant(struct zc *z, const char *id, const char *tc_hex, char *to
 {
     char body[1024], path[128];
     json_t *j = NULL;
-    snprintf(body, sizeof(body), "{\"id\":\"%s\",\"attestation\":\"none\"}", id);
+    snprintf(body, sizeof(body),
+             "{\"id\":\"%s\",\"attestation\":\"none\",\"limits\":{\"rps_per_device\":1000}}",
+             id);
     cr_assert_eq(zc_admin(z, "POST", "/v1/tenants", z->op, body, &j), 201);
     const char *tok = json_string_value(json_object_get(j, "token"));
     cr_assert_not_null(tok);

@@ -801,6 +801,26 @@ Test(gateway_route, key_cache_lru_and_expiry)
     tam_gw_keycache_finish(&kc);
 }
 
+Test(gateway_route, rate_bucket)
+{
+    double tokens = 0;
+    uint64_t last = 0;
+    /* rps 2: a burst of 4 x 2 at once, then 2 per second. */
+    for (int i = 0; i < 8; i++) {
+        cr_assert(tam_gw_rate_allow(&tokens, &last, 2, 1000), "burst %d", i);
+    }
+    cr_assert_not(tam_gw_rate_allow(&tokens, &last, 2, 1000));
+    cr_assert_not(tam_gw_rate_allow(&tokens, &last, 2, 1400)); /* 0.8 token */
+    cr_assert(tam_gw_rate_allow(&tokens, &last, 2, 1500));
+    cr_assert_not(tam_gw_rate_allow(&tokens, &last, 2, 1500));
+    cr_assert(tam_gw_rate_allow(&tokens, &last, 2, 100000)); /* refilled, capped at 8 */
+    for (int i = 0; i < 7; i++) {
+        cr_assert(tam_gw_rate_allow(&tokens, &last, 2, 100000));
+    }
+    cr_assert_not(tam_gw_rate_allow(&tokens, &last, 2, 100000));
+    cr_assert(tam_gw_rate_allow(&tokens, &last, 0, 100000)); /* 0: unlimited */
+}
+
 /* ======================= HTTP rules ======================= */
 
 Test(gateway, status_codes_and_headers)
@@ -1824,16 +1844,51 @@ Test(gateway, admin_api_tenants_served_without_restart)
     snprintf(admin_auth, sizeof(admin_auth), "Authorization: Bearer %s\r\n", token);
 
     cr_assert_eq(http_do(G.port, "POST", "/tam/acme", TEEP_ACCEPT, NULL, 0, NULL), 404);
-    json_decref(admin_json("POST", "/v1/tenants", "{\"id\":\"acme\"}", 201));
+    json_t *created = admin_json("POST", "/v1/tenants", "{\"id\":\"acme\"}", 201);
+    char op_auth[200];
+    snprintf(op_auth, sizeof(op_auth), "%s", admin_auth);
+    char tenant_auth[200];
+    snprintf(tenant_auth, sizeof(tenant_auth), "Authorization: Bearer %s\r\n",
+             json_string_value(json_object_get(created, "token")));
+    json_decref(created);
     /* Created after this gateway cached "absent": seen within the freshness window. */
     sleep_ms(1100);
     json_t *t = admin_json("GET", "/v1/tenants/acme", NULL, 200);
     check_tenant_qr("/tam/acme", t, 2);
     /* A change (single suite, COSE_Sign1) reaches the next session without a restart. */
-    json_decref(admin_json("PATCH", "/v1/tenants/acme", "{\"sign1_only\":true}", 200));
+    json_decref(admin_json("PATCH", "/v1/tenants/acme",
+                           "{\"sign1_only\":true,\"limits\":{\"rps_per_device\":1}}", 200));
     sleep_ms(1100);
     check_tenant_qr("/tam/acme", t, 1);
     json_decref(t);
+    /* rps_per_device 1: a registered device's signed messages pass in a burst of 4, then 429
+     * with Retry-After (counted after the signature check: nobody spends another's budget). */
+    size_t pem_len;
+    char *pem = tu_load_text("agent_p256.pub.pem", &pem_len);
+    json_t *dev = json_pack("{s:s}", "public_pem", pem);
+    char *body = json_dumps(dev, JSON_COMPACT);
+    snprintf(admin_auth, sizeof(admin_auth), "%s", tenant_auth);
+    json_decref(admin_json("POST", "/v1/tenants/acme/devices", body, 201));
+    snprintf(admin_auth, sizeof(admin_auth), "%s", op_auth);
+    free(body);
+    json_decref(dev);
+    tam_free(pem);
+    struct tam_key *agent = load_key("agent_p256.priv.pem");
+    uint8_t bogus[TAM_TOKEN_LEN] = {1, 2, 3};
+    for (int i = 0; i <= 4; i++) {
+        struct tam_buf msg;
+        simple_msg(TAM_TEEP_SUCCESS, bogus, agent, &msg);
+        struct resp rr;
+        int code = http_do(G.port, "POST", "/tam/acme", TEEP_ACCEPT TEEP_CT, msg.data, msg.len, &rr);
+        cr_assert_eq(code, i < 4 ? 204 : 429, "message %d: %d", i, code);
+        if (i == 4) {
+            cr_assert_not_null(has_header(&rr, "Retry-After: 1\r\n"));
+        }
+        resp_free(&rr);
+        tam_buf_finish(&msg);
+    }
+    tam_key_destroy(agent);
+    cr_assert_eq(metric("tam_gw_responses_total{code=\"429\"}"), 1);
     /* The configuration-file tenant is untouched; an unknown one is still 404. */
     struct qr q;
     new_session(&q);

@@ -4,6 +4,7 @@
  * stdin, JSON out, exit 0 on success and non-zero with a one-line reason).
  */
 #include "tamctl.h"
+#include "tamctl_admin.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -119,10 +120,14 @@ static void usage(FILE *f)
           "      Index a SUIT envelope: digest, sequence number, component ids, payloads,\n"
           "      and, with --key, the signature status.\n",
           f);
+    tamctl_admin_usage(f);
 }
 
 int main(int argc, char **argv)
 {
+    if (tamctl_admin_applies(argc, argv)) {
+        return tamctl_admin_main(argc, argv);
+    }
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

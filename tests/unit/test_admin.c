@@ -552,7 +552,7 @@ Test(admin, tenant_lifecycle)
     /* DELETE removes every key of the tenant and its devices; its token stops working. */
     char *pem = vector_text("agent_p256.pub.pem");
     struct tenant a = {.id = "acme", .path = "/v1/tenants/acme"};
-    snprintf(a.token, sizeof(a.token), "%s", token);
+    snprintf(a.token, sizeof(a.token), "%.*s", TAM_TSTORE_TOKEN_LEN, token);
     r = reqj("POST", "/v1/tenants/acme/devices", token, json_pack("{s:s}", "public_pem", pem));
     EXPECT(r, 201);
     resp_free(&r);

@@ -16,15 +16,21 @@
 
 #define INPUT_MAX (16u << 20)
 
+int tamctl_vfail(int code, const char *fmt, va_list ap)
+{
+    fputs("tamctl: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    return code;
+}
+
 int tamctl_fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("tamctl: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    int code = tamctl_vfail(1, fmt, ap);
     va_end(ap);
-    return 1;
+    return code;
 }
 
 static bool looks_like_hex(const uint8_t *p, size_t n)

@@ -3,6 +3,7 @@
 #define TAM_TOOLS_TAMCTL_H
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdbool.h>
 
 #include "tam/buf.h"
@@ -11,6 +12,8 @@
 
 /* Prints "tamctl: <msg>" on stderr and returns 1 (the exit status for bad input). */
 int tamctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "tamctl: <message>" on stderr and returns code. */
+int tamctl_vfail(int code, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Reads FILE ("-" = stdin); hex text (whitespace allowed) is decoded, anything else is binary. */
 int tamctl_read_input(const char *path, struct tam_buf *out);
 /* Loads a PEM key file. */

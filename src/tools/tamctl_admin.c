@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "tam/alloc.h"
+#include "tamctl.h"
 #include "tamctl_admin.h"
 
 #define TOKEN_FILE_MAX 4096
@@ -21,11 +22,9 @@ int tamctl_usage_fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("tamctl: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    int code = tamctl_vfail(TAMCTL_EXIT_USAGE, fmt, ap);
     va_end(ap);
-    return TAMCTL_EXIT_USAGE;
+    return code;
 }
 
 char *tamctl_slurp(const char *path, size_t max, size_t *len)

@@ -302,9 +302,9 @@ static int upload_tc(struct demo *d, const struct demo_tc *tc)
         .payload = tam_bytes_of(tc->payload, strlen(tc->payload)),
         .uri = tc->kind == TAM_SUIT_BUILD_URI ? uri : NULL,
     };
+    uint8_t digest[TAM_SHA256_LEN]; /* p.image_digest points here until the build */
     if (tc->kind == TAM_SUIT_BUILD_URI) {
         p.image_size = strlen(tc->payload);
-        uint8_t digest[TAM_SHA256_LEN];
         tam_sha256(tc->payload, strlen(tc->payload), digest);
         p.image_digest = digest;
         p.payload = tam_bytes_of(NULL, 0);

@@ -402,6 +402,16 @@ static void load_policy(struct wk_job *j, struct wk_catalog *cat, const redisRep
     }
 }
 
+/* A Redis tenant's trust anchors are read in the same MULTI: they change with the version. */
+static void queue_anchors(const struct wk_tenant *t, struct wk_batch *b)
+{
+    for (int k = 0; t->redis && k < TAM_ANCHOR_KINDS; k++) {
+        char key[TAM_KEY_MAX];
+        tam_tstore_key_anchors(key, t->t->id, (enum tam_anchor_kind)k);
+        wk_batch_addf(b, "HGETALL %s", key);
+    }
+}
+
 static int load(struct wk_job *j, struct wk_catalog *cat)
 {
     const char *tenant = j->tenant->t->id;
@@ -415,22 +425,28 @@ static int load(struct wk_job *j, struct wk_catalog *cat)
     wk_batch_addf(&b, "GET %s", kver);
     wk_batch_addf(&b, "HGETALL %s", kcomp);
     wk_batch_addf(&b, "GET %s", kpol);
+    queue_anchors(j->tenant, &b);
     wk_batch_addf(&b, "EXEC");
-    redisReply *rep[5];
+    redisReply *rep[5 + TAM_ANCHOR_KINDS];
     int err = wk_batch_exec(j->w, &b, rep);
     uint32_t n = b.n;
     wk_batch_finish(&b);
     if (err != TAM_OK) {
         return err;
     }
-    const redisReply *x = rep[4];
-    if (x == NULL || x->type != REDIS_REPLY_ARRAY || x->elements != 3) {
+    const redisReply *x = rep[n - 1];
+    if (x == NULL || x->type != REDIS_REPLY_ARRAY || x->elements != n - 2) {
         wk_replies_free(rep, n);
         return TAM_EREDIS;
     }
     wk_catalog_free(cat);
     cat->version = version_of(x->element[0]);
-    err = load_entries(j, cat, x->element[1]);
+    if (j->tenant->redis) {
+        err = wk_rtenant_anchors_set(j->tenant, (const redisReply *const *)x->element + 3);
+    }
+    if (err == TAM_OK) {
+        err = load_entries(j, cat, x->element[1]);
+    }
     if (err == TAM_OK) {
         load_policy(j, cat, x->element[2]);
         cat->loaded = true;

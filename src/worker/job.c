@@ -38,8 +38,8 @@ static void job_init(struct wk_job *j, struct worker *w)
 
 static void job_finish(struct wk_job *j)
 {
-    redisReply *r[] = {j->pre.done, j->pre.version, j->pre.device, j->pre.sent};
-    wk_replies_free(r, 4);
+    redisReply *r[] = {j->pre.done, j->pre.version, j->pre.device, j->pre.sent, j->pre.stamp};
+    wk_replies_free(r, 5);
     tam_key_destroy(j->learned);
     tam_arena_finish(&j->arena);
     tam_buf_finish(&j->body);
@@ -59,6 +59,7 @@ static int decode(struct wk_job *j, const uint8_t *raw, size_t len, const char *
     }
     if (err == TAM_OK) {
         j->tenant = wk_tenant_find(j->w, j->job.tenant);
+        j->remote = j->tenant == NULL && wk_rtenants_serves(j->w, j->job.tenant);
     }
     return err;
 }
@@ -72,7 +73,11 @@ static const uint8_t *known_kid(const struct wk_job *j)
     return j->job.has_device ? j->job.device_kid : NULL;
 }
 
-/* The prefetch commands of one job, appended to the pipeline; *n counts them. */
+/*
+ * The prefetch commands of one job, appended to the pipeline; *n counts them. A tenant from
+ * Redis is resolved after the prefetch, so its job reads what a known tenant's would, plus
+ * the stamp (rev) of its record.
+ */
 static int prefetch_append(struct wk_job *j, redisReply ***slots, int *n)
 {
     redisContext *c = j->w->cmd;
@@ -80,17 +85,23 @@ static int prefetch_append(struct wk_job *j, redisReply ***slots, int *n)
     tam_key_job_done(key, j->sess.token, TAM_TOKEN_LEN);
     int ok = redisAppendCommand(c, "GET %s", key) == REDIS_OK;
     slots[(*n)++] = &j->pre.done;
-    if (j->tenant != NULL && j->job.kind == TAM_JOB_QUERY_RESPONSE) {
-        tam_key_tenant(key, j->tenant->t->id, "catalog_version");
+    bool served = j->tenant != NULL || j->remote;
+    const char *tenant = j->job.tenant;
+    if (j->remote) {
+        ok = ok && wk_rtenant_append_stamp(c, tenant) == TAM_OK;
+        slots[(*n)++] = &j->pre.stamp;
+    }
+    if (served && j->job.kind == TAM_JOB_QUERY_RESPONSE) {
+        tam_key_tenant(key, tenant, "catalog_version");
         ok = ok && redisAppendCommand(c, "GET %s", key) == REDIS_OK;
         slots[(*n)++] = &j->pre.version;
     }
     const uint8_t *kid = known_kid(j);
-    if (j->tenant != NULL && kid != NULL) {
-        ok = ok && wk_device_append_get(c, j->tenant->t->id, kid) == TAM_OK;
+    if (served && kid != NULL) {
+        ok = ok && wk_device_append_get(c, tenant, kid) == TAM_OK;
         slots[(*n)++] = &j->pre.device;
     }
-    if (j->tenant != NULL && j->job.kind == TAM_JOB_REPORT) {
+    if (served && j->job.kind == TAM_JOB_REPORT) {
         tam_key_session(key, j->sess.token, TAM_TOKEN_LEN);
         ok = ok && redisAppendCommand(c, "GET %s:plan", key) == REDIS_OK;
         slots[(*n)++] = &j->pre.sent;
@@ -104,7 +115,7 @@ static int prefetch_append(struct wk_job *j, redisReply ***slots, int *n)
  */
 static int prefetch_all(struct worker *w, struct wk_job *jobs, struct wk_item *items, size_t n)
 {
-    redisReply ***slots = tam_calloc(4 * n + 1, sizeof(*slots));
+    redisReply ***slots = tam_calloc(5 * n + 1, sizeof(*slots));
     if (slots == NULL) {
         return TAM_ENOMEM;
     }
@@ -255,11 +266,15 @@ static int run(struct wk_job *j, struct tam_buf *result)
         j->outcome = "duplicate";
         return TAM_OK;
     }
-    int err = TAM_OK;
+    int err = j->remote ? wk_rtenant_resolve(j) : TAM_OK;
+    if (err != TAM_OK) {
+        return err;
+    }
     if (j->tenant == NULL) {
         j->status = 500;
-        j->outcome = "tenant-unknown";
-        j->reason = "no [tenant] section for it in this worker's configuration";
+        j->outcome = j->tenant_invalid ? "tenant-invalid" : "tenant-unknown";
+        j->reason = j->tenant_invalid ? "the tenant's record in Redis does not load"
+                                      : "no such tenant (configuration file or Redis)";
     } else if (j->job.kind == TAM_JOB_QUERY_RESPONSE) {
         err = wk_query_run(j);
     } else {
@@ -333,4 +348,5 @@ void wk_jobs_process(struct worker *w, struct wk_item *items, size_t n)
         job_finish(&jobs[i]);
     }
     tam_free(jobs);
+    wk_rtenants_gc(w); /* no job points at a retired tenant any more */
 }

@@ -119,16 +119,20 @@ static int run(const struct tam_config *cfg)
     worker_identity(&w, cfg);
     int err = wk_tenants_load(&w);
     if (err == TAM_OK) {
+        err = wk_rtenants_init(&w);
+    }
+    if (err == TAM_OK) {
         limit_memory(cfg->mem_limit);
         tam_log(TAM_LOG_INFO,
-                "event=worker_start worker=%s tenants=%u batch=%u attempts=%u "
+                "event=worker_start worker=%s tenants=%u redis_tenants=%s batch=%u attempts=%u "
                 "claim_idle_ms=%llu",
-                w.id, w.n_tenants, cfg->worker_batch, cfg->job_attempts,
-                (unsigned long long)cfg->claim_idle_ms);
+                w.id, w.n_tenants, w.rc.enabled ? "yes" : "no", cfg->worker_batch,
+                cfg->job_attempts, (unsigned long long)cfg->claim_idle_ms);
         err = wk_queue_run(&w);
         wk_counters_log(&w);
         tam_log(TAM_LOG_INFO, "event=worker_stop worker=%s", w.id);
     }
+    wk_rtenants_free(&w);
     wk_tenants_free(&w);
     return err;
 }

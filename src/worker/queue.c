@@ -384,7 +384,7 @@ void wk_counters_log(const struct worker *w)
             "duplicates=%llu lost_races=%llu dropped=%llu updates=%llu error_updates=%llu "
             "nothing=%llu query_requests=%llu attest_ok=%llu attest_failed=%llu "
             "keys_learned=%llu reports=%llu reports_dropped=%llu manifests_built=%llu "
-            "catalog_loads=%llu redis_errors=%llu",
+            "catalog_loads=%llu tenant_loads=%llu redis_errors=%llu",
             w->id, (unsigned long long)c->jobs, (unsigned long long)c->done,
             (unsigned long long)c->failed, (unsigned long long)c->dead,
             (unsigned long long)c->claimed, (unsigned long long)c->duplicates,
@@ -394,7 +394,8 @@ void wk_counters_log(const struct worker *w)
             (unsigned long long)c->attest_ok, (unsigned long long)c->attest_failed,
             (unsigned long long)c->keys_learned, (unsigned long long)c->reports,
             (unsigned long long)c->reports_dropped, (unsigned long long)c->manifests_built,
-            (unsigned long long)c->catalog_loads, (unsigned long long)c->redis_errors);
+            (unsigned long long)c->catalog_loads, (unsigned long long)c->tenant_loads,
+            (unsigned long long)c->redis_errors);
 }
 
 int wk_queue_run(struct worker *w)

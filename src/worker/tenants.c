@@ -2,7 +2,8 @@
  * The tenants a worker serves, from the [tenant NAME] sections of its configuration: TEEP
  * message keys (tam-key), trust anchors (attester-key, verifier-key, tc-signer-key),
  * registered device keys (device-key) and the SUIT manifest signing key (manifest-key).
- * Keys are read once at start; their paths may be logged, their contents never.
+ * Keys are read once at start; their paths may be logged, their contents never. Tenants
+ * created at run time through the admin API are served by rtenants.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -69,7 +70,7 @@ static int load_list(const char *tenant, const char *what, const struct tam_conf
     return TAM_OK;
 }
 
-static void free_list(struct wk_keys *k)
+void wk_keys_free(struct wk_keys *k)
 {
     for (size_t i = 0; i < k->n; i++) {
         tam_key_destroy(k->v[i]);
@@ -100,6 +101,20 @@ static int load_tam_keys(struct wk_tenant *wt, const struct tam_config_tenant *c
     return TAM_OK;
 }
 
+int wk_keys_add_public(struct wk_keys *k, const struct tam_key *key)
+{
+    struct tam_key **v = tam_realloc(k->v, (k->n + 1) * sizeof(*v));
+    if (v == NULL) {
+        return TAM_ENOMEM;
+    }
+    k->v = v;
+    uint8_t pub[64];
+    size_t n = tam_key_public_raw(key, pub);
+    int err = tam_key_from_raw_public(tam_key_type(key), pub, n, &k->v[k->n]);
+    k->n += err == TAM_OK;
+    return err;
+}
+
 /* The manifest key signs; its public half also authenticates the envelopes built with it. */
 static int load_manifest_key(struct wk_tenant *wt, const struct tam_config_tenant *ct)
 {
@@ -114,18 +129,8 @@ static int load_manifest_key(struct wk_tenant *wt, const struct tam_config_tenan
                 ct->id);
         return TAM_EKEY;
     }
-    struct tam_key **v =
-        err == TAM_OK ? tam_realloc(wt->signer.v, (wt->signer.n + 1) * sizeof(*v)) : NULL;
-    if (err == TAM_OK && v == NULL) {
-        return TAM_ENOMEM;
-    }
     if (err == TAM_OK) {
-        wt->signer.v = v;
-        uint8_t pub[64];
-        size_t n = tam_key_public_raw(wt->manifest_key, pub);
-        err = tam_key_from_raw_public(tam_key_type(wt->manifest_key), pub, n,
-                                      &wt->signer.v[wt->signer.n]);
-        wt->signer.n += err == TAM_OK;
+        err = wk_keys_add_public(&wt->signer, wt->manifest_key);
     }
     return err;
 }
@@ -199,18 +204,23 @@ int wk_tenants_load(struct worker *w)
     return TAM_OK;
 }
 
+void wk_tenant_finish(struct wk_tenant *wt)
+{
+    wk_catalog_free(&wt->cat);
+    tam_arena_finish(&wt->cat.arena);
+    wk_keys_free(&wt->attester);
+    wk_keys_free(&wt->verifier);
+    wk_keys_free(&wt->signer);
+    wk_keys_free(&wt->device);
+    tam_key_destroy(wt->manifest_key);
+    tam_tenant_unref(wt->t);
+    memset(wt, 0, sizeof(*wt));
+}
+
 void wk_tenants_free(struct worker *w)
 {
     for (uint32_t i = 0; i < w->n_tenants; i++) {
-        struct wk_tenant *wt = &w->tenants[i];
-        wk_catalog_free(&wt->cat);
-        tam_arena_finish(&wt->cat.arena);
-        free_list(&wt->attester);
-        free_list(&wt->verifier);
-        free_list(&wt->signer);
-        free_list(&wt->device);
-        tam_key_destroy(wt->manifest_key);
-        tam_tenant_unref(wt->t);
+        wk_tenant_finish(&w->tenants[i]);
     }
     tam_free(w->tenants);
     w->tenants = NULL;

@@ -9,6 +9,10 @@
  * (XADD results, one XACK, one XDEL), whose replies are read later (wk_drain) so that round
  * trip overlaps with the next XREADGROUP. Handlers may still issue their own commands
  * (catalogue loads, a report's Lua apply), synchronously, between the pipelines.
+ *
+ * Tenants come from the configuration file (tenants.c) or, for any other id, from Redis
+ * records written by the admin API (rtenants.c: an LRU cache refreshed by one prefetched
+ * command per job, the record's rev).
  */
 #ifndef TAM_WORKER_WORKER_H
 #define TAM_WORKER_WORKER_H
@@ -27,9 +31,11 @@
 #include "tam/job.h"
 #include "tam/keys.h"
 #include "tam/plan.h"
+#include "tam/seal.h"
 #include "tam/session.h"
 #include "tam/store.h"
 #include "tam/tenant.h"
+#include "tam/tstore.h"
 
 #define WK_DONE_TTL_S     86400  /* result kept for re-runs; also the applied-marker TTL */
 #define WK_RESULTS_MAXLEN 10000  /* MAXLEN ~ of a gateway's result stream */
@@ -62,6 +68,7 @@ struct wk_counters {
     uint64_t reports_dropped; /* SUIT report nonce or digest mismatch */
     uint64_t manifests_built; /* TAM-built manifests signed */
     uint64_t catalog_loads;   /* catalogue (re)loads */
+    uint64_t tenant_loads;    /* Redis tenant (re)loads */
     uint64_t redis_errors;    /* connection or reply errors */
 };
 
@@ -98,6 +105,32 @@ struct wk_tenant {
     struct wk_keys device; /* registered in the config file */
     struct tam_key *manifest_key;
     struct wk_catalog cat;
+    bool redis; /* built from Redis (rtenants.c): anchors come with the catalogue */
+};
+
+#define WK_RCACHE_MAX   1024 /* Redis tenants cached per worker (least recently used evicted) */
+#define WK_STAMP_MAX    48   /* "<rev>/<created>" of a tenant's cfg hash */
+#define WK_ANCHORS_MAX  256  /* trust anchors per kind and tenant */
+#define WK_TENANT_PAIRS 64   /* fields read from a cfg or keys hash, at most */
+
+/* One cached Redis tenant. */
+struct wk_rentry {
+    char id[TAM_TENANT_ID_MAX + 1];
+    char stamp[WK_STAMP_MAX]; /* rev and created of the record it was built from */
+    uint64_t used;            /* LRU tick */
+    struct wk_tenant *wt;     /* owned; NULL: the record does not load (jobs get 500) */
+};
+
+/* Tenants created at run time through the admin API (rtenants.c). */
+struct wk_rcache {
+    bool enabled; /* the KEK and the worker sealing key were loaded */
+    uint8_t kek[TAM_SEAL_KEK_LEN];
+    struct tam_key *seal_key; /* the workers' private sealing key (owned) */
+    struct wk_rentry *v;      /* owned, WK_RCACHE_MAX entries */
+    uint32_t n;
+    uint64_t tick;
+    struct wk_tenant **retired; /* replaced during a batch, freed after it (jobs point at them) */
+    uint32_t n_retired, cap_retired;
 };
 
 struct worker {
@@ -108,6 +141,7 @@ struct worker {
     redisContext *blk; /* XREADGROUP BLOCK only */
     struct wk_tenant *tenants;
     uint32_t n_tenants;
+    struct wk_rcache rc;
     struct wk_counters n;
     uint64_t next_claim_ms;
     uint32_t deferred; /* replies still owed on cmd (the last chunk's results and acks) */
@@ -121,6 +155,7 @@ struct wk_prefetch {
     redisReply *version; /* catalog_version: nil or a number */
     redisReply *device;  /* HMGET labels installed status type pub */
     redisReply *sent;    /* REPORT: tam:s:{token}:plan */
+    redisReply *stamp;   /* Redis tenants: HMGET tam:t:{id}:cfg rev created */
 };
 
 /* Commands queued for the commit pipeline (formatted RESP, owned). */
@@ -137,6 +172,8 @@ struct wk_job {
     struct tam_job job;
     struct tam_sess sess;
     struct wk_tenant *tenant; /* NULL: unknown tenant */
+    bool remote;              /* not in the configuration file: looked up in Redis */
+    bool tenant_invalid;      /* a Redis tenant whose record does not load */
     struct tam_arena arena;
     uint64_t now_ms;
     struct wk_prefetch pre;
@@ -196,6 +233,39 @@ void wk_tenants_free(struct worker *w);
 struct wk_tenant *wk_tenant_find(struct worker *w, const char *id);
 /* A registered key from the config file by kid, or NULL. */
 const struct tam_key *wk_tenant_device_key(const struct wk_tenant *t, const uint8_t *kid);
+/* Releases what a tenant holds (not the struct itself). */
+void wk_tenant_finish(struct wk_tenant *wt);
+/* Appends a copy of key's public half to k. */
+int wk_keys_add_public(struct wk_keys *k, const struct tam_key *key);
+void wk_keys_free(struct wk_keys *k);
+
+/* ---- rtenants.c: tenants created at run time (admin API, stored in Redis) ---- */
+
+/*
+ * Loads the KEK and the workers' sealing key (never creates them). When either is missing or
+ * unusable, one warning is logged and only configuration-file tenants are served (TAM_OK).
+ */
+int wk_rtenants_init(struct worker *w);
+void wk_rtenants_free(struct worker *w);
+/* Whether a job for this tenant id (not in the configuration file) is looked up in Redis. */
+bool wk_rtenants_serves(const struct worker *w, const char *id);
+/* Appends HMGET tam:t:{id}:cfg rev created to a raw pipeline (the context). */
+int wk_rtenant_append_stamp(redisContext *c, const char *id);
+/*
+ * Resolves j->tenant for a remote job from j->pre.stamp: the cached tenant when its record did
+ * not change, else (re)loaded from Redis; a deleted tenant leaves the cache (j->tenant NULL),
+ * a record that does not load sets j->tenant_invalid. For a QueryResponse the catalogue (and
+ * with it the trust anchors) is brought to the prefetched version too. TAM_OK or a Redis /
+ * memory error (the job is retried).
+ */
+int wk_rtenant_resolve(struct wk_job *j);
+/*
+ * Replaces the trust anchors of a Redis tenant from the HGETALL replies of its anchors hashes
+ * (tc-signer, attester, verifier); the signer list also gets the manifest key's public half.
+ */
+int wk_rtenant_anchors_set(struct wk_tenant *wt, const redisReply *const r[TAM_ANCHOR_KINDS]);
+/* Frees the tenants retired during a batch (call when no job points at them any more). */
+void wk_rtenants_gc(struct worker *w);
 
 /* ---- catalog.c ---- */
 

@@ -26,10 +26,12 @@
 #include "tam/hex.h"
 #include "tam/job.h"
 #include "tam/keys.h"
+#include "tam/seal.h"
 #include "tam/session.h"
 #include "tam/store.h"
 #include "tam/suit.h"
 #include "tam/teep.h"
+#include "tam/tstore.h"
 #include "testutil.h"
 
 #define REPLY   "tam:{gw:test}:results"
@@ -1434,4 +1436,443 @@ Test(worker, reports_are_checked_and_failures_install_nothing)
     answer_finish(&b1);
     answer_finish(&aa2);
     answer_finish(&a2);
+}
+
+/* ================================================================ Redis tenants
+ *
+ * Tenants created at run time through the admin API: the records are written here with the
+ * admin's own public functions (tstore.h cfg encoding, seal.h key sealing), exactly as
+ * src/admin writes them, and served by a worker that knows nothing of them in its
+ * configuration file.
+ */
+
+#define RT "rt1"
+
+struct rt_fx {
+    uint8_t kek[TAM_SEAL_KEK_LEN];
+    struct tam_key *seal; /* the workers' sealing key (private) */
+    struct tam_key *teep; /* the tenant's TEEP signing key */
+    struct tam_key *mkey; /* its SUIT manifest key */
+    char kek_path[256], seal_path[256];
+};
+
+static struct rt_fx R;
+
+static void rt_setup(void)
+{
+    fx_start(NULL);
+    memset(&R, 0, sizeof(R));
+    snprintf(R.kek_path, sizeof(R.kek_path), "%s/kek.key", F.dir);
+    snprintf(R.seal_path, sizeof(R.seal_path), "%s/worker-seal.pem", F.dir);
+    bool created = false;
+    cr_assert_eq(tam_seal_kek_load(R.kek_path, true, R.kek, &created), TAM_OK);
+    cr_assert_eq(tam_seal_worker_key_load(R.seal_path, true, &R.seal, &created), TAM_OK);
+    cr_assert_eq(tam_key_generate(TAM_KEY_P256, &R.teep), TAM_OK);
+    cr_assert_eq(tam_key_generate(TAM_KEY_P256, &R.mkey), TAM_OK);
+    char extra[600];
+    snprintf(extra, sizeof(extra), "kek-file = %s\nworker-seal-key = %s\n", R.kek_path,
+             R.seal_path);
+    write_config(extra);
+}
+
+static void rt_teardown(void)
+{
+    tam_key_destroy(R.seal);
+    tam_key_destroy(R.teep);
+    tam_key_destroy(R.mkey);
+    tam_memzero(R.kek, sizeof(R.kek));
+    fx_stop();
+}
+
+TestSuite(worker_redis, .init = rt_setup, .fini = rt_teardown);
+
+/* The cfg hash as the admin writes it (every field, rev last). */
+static void rt_put_cfg(const char *id, uint64_t rev, uint64_t created)
+{
+    struct tam_tstore_cfg c;
+    tam_tstore_cfg_default(&c);
+    c.rev = rev;
+    c.created_ms = created;
+    struct tam_tstore_field f[TAM_TSTORE_CFG_FIELDS];
+    size_t n = tam_tstore_cfg_encode(&c, f);
+    char key[TAM_KEY_MAX];
+    tam_key_tenant(key, id, "cfg");
+    for (size_t i = 0; i < n; i++) {
+        freeReplyObject(tu_redis_cmd(&F.rs, "HSET %s %s %s", key, f[i].name, f[i].value));
+    }
+}
+
+static void rt_put_key(const char *id, const char *slot, const struct tam_buf *blob)
+{
+    char key[TAM_KEY_MAX];
+    tam_key_tenant(key, id, "keys");
+    freeReplyObject(tu_redis_cmd(&F.rs, "HSET %s %s %b", key, slot, blob->data, blob->len));
+}
+
+/* The TEEP key sealed under kek into slot "p256" (flip: corrupt one byte of the blob). */
+static void rt_put_teep(const char *id, const struct tam_key *k, const uint8_t *kek, bool flip)
+{
+    struct tam_buf blob;
+    tam_buf_init(&blob, 1u << 16);
+    cr_assert_eq(tam_seal_key_kek(kek, id, "p256", k, &blob), TAM_OK);
+    if (flip) {
+        blob.data[blob.len / 2] ^= 0x40;
+    }
+    rt_put_key(id, "p256", &blob);
+    tam_buf_finish(&blob);
+}
+
+static void rt_put_manifest(const char *id, const struct tam_key *k, const struct tam_key *worker)
+{
+    struct tam_buf blob;
+    tam_buf_init(&blob, 1u << 16);
+    cr_assert_eq(tam_seal_key_worker(worker, id, "manifest:p256", k, &blob), TAM_OK);
+    rt_put_key(id, "manifest:p256", &blob);
+    tam_buf_finish(&blob);
+}
+
+static void rt_anchor(const char *id, enum tam_anchor_kind kind, const struct tam_key *k, bool add)
+{
+    char key[TAM_KEY_MAX], hex[2 * TAM_KID_LEN + 1];
+    tam_tstore_key_anchors(key, id, kind);
+    tam_hex_encode(tam_key_kid(k), TAM_KID_LEN, hex);
+    if (add) {
+        struct tam_buf pem;
+        tam_buf_init(&pem, 8192);
+        cr_assert_eq(tam_key_public_pem(k, &pem), TAM_OK);
+        freeReplyObject(tu_redis_cmd(&F.rs, "HSET %s %s %b", key, hex, pem.data, pem.len));
+        tam_buf_finish(&pem);
+    } else {
+        freeReplyObject(tu_redis_cmd(&F.rs, "HDEL %s %s", key, hex));
+    }
+    tam_key_tenant(key, id, "catalog_version");
+    freeReplyObject(tu_redis_cmd(&F.rs, "INCR %s", key));
+}
+
+/* A tenant as POST /v1/tenants creates it, plus its trust anchors. */
+static void rt_create(const char *id, const uint8_t *kek, const struct tam_key *worker)
+{
+    rt_put_cfg(id, 0, now_ms());
+    rt_put_teep(id, R.teep, kek, false);
+    rt_put_manifest(id, R.mkey, worker);
+    freeReplyObject(tu_redis_cmd(&F.rs, "SADD %s %s", TAM_KEY_TENANTS, id));
+    struct tam_key *signer = load_vector_key("suit_example_key_p256.pub.pem");
+    rt_anchor(id, TAM_ANCHOR_TC_SIGNER, signer, true);
+    rt_anchor(id, TAM_ANCHOR_ATTESTER, F.attester, true);
+    tam_key_destroy(signer);
+}
+
+/* Bumps the record's rev, as every admin change of configuration or keys does. */
+static void rt_bump(const char *id)
+{
+    char key[TAM_KEY_MAX];
+    tam_key_tenant(key, id, "cfg");
+    freeReplyObject(tu_redis_cmd(&F.rs, "HINCRBY %s rev 1", key));
+}
+
+/* A QueryResponse job for the Redis tenant from device n, answered; verified with k if 200. */
+static void rt_query(int n, const struct tam_key *k, struct answer *a)
+{
+    uint8_t kid[32];
+    device_kid(500 + n, kid);
+    struct built q = {0};
+    struct qopts o = {.tenant = RT, .attest = true, .kid = kid};
+    query_job(&o, &q);
+    xadd(&q);
+    answer_of(&q, k, a);
+}
+
+static bool verifies_with(const struct answer *a, const struct tam_key *k)
+{
+    return tam_cose_verify_any(&a->cose, k, NULL) == TAM_OK;
+}
+
+Test(worker_redis, tenant_from_redis_is_served_and_changes_are_seen_without_restart)
+{
+    rt_create(RT, R.kek, R.seal);
+    add_uri_envelope(RT, NULL);
+    install_uri_policy(RT);
+    worker_start(0, "w1");
+
+    /* Served: an Update signed with the tenant's sealed TEEP key, the TC verified with the
+     * tc-signer anchor and the EAT with the attester anchor. */
+    struct answer a1;
+    rt_query(1, R.teep, &a1);
+    cr_assert_eq(a1.r.status, 200);
+    cr_assert(outcome_is(&a1, "update"), "%.*s", (int)a1.r.outcome.len, a1.r.outcome.ptr);
+    cr_assert_eq(a1.m.n_manifest_list, 1);
+    cr_assert_not(verifies_with(&a1, F.tam_p256), "signed with the configured key");
+    cr_assert_eq(log_count(0, "event=tenant_loaded tenant=" RT " source=redis"), 1);
+
+    /* Cached: the next job loads nothing. */
+    struct answer a2;
+    rt_query(2, R.teep, &a2);
+    cr_assert(outcome_is(&a2, "update"));
+    cr_assert_eq(log_count(0, "event=tenant_loaded tenant=" RT " source=redis"), 1);
+
+    /* Key rotation (rev bumped): the very next Update is signed with the new key. */
+    struct tam_key *old = R.teep;
+    cr_assert_eq(tam_key_generate(TAM_KEY_P256, &R.teep), TAM_OK);
+    rt_put_teep(RT, R.teep, R.kek, false);
+    rt_bump(RT);
+    struct answer a3;
+    rt_query(3, R.teep, &a3);
+    cr_assert(outcome_is(&a3, "update"));
+    cr_assert_not(verifies_with(&a3, old), "still the old key");
+    tam_key_destroy(old);
+    cr_assert_eq(log_count(0, "event=tenant_loaded tenant=" RT " source=redis"), 2);
+
+    /* Trust anchors follow catalog_version: without the attester anchor the EAT fails. */
+    rt_anchor(RT, TAM_ANCHOR_ATTESTER, F.attester, false);
+    struct answer a4;
+    rt_query(4, R.teep, &a4);
+    cr_assert(outcome_is(&a4, "attestation-failed"), "%.*s", (int)a4.r.outcome.len,
+              a4.r.outcome.ptr);
+    rt_anchor(RT, TAM_ANCHOR_ATTESTER, F.attester, true);
+    struct answer a5;
+    rt_query(5, R.teep, &a5);
+    cr_assert(outcome_is(&a5, "update"));
+
+    /* Deleted (cfg last, as the admin does): the next job is answered as an unknown tenant. */
+    char key[TAM_KEY_MAX];
+    tam_key_tenant(key, RT, "keys");
+    freeReplyObject(tu_redis_cmd(&F.rs, "DEL %s", key));
+    tam_key_tenant(key, RT, "cfg");
+    freeReplyObject(tu_redis_cmd(&F.rs, "DEL %s", key));
+    struct answer a6;
+    rt_query(6, NULL, &a6);
+    cr_assert_eq(a6.r.status, 500);
+    cr_assert(outcome_is(&a6, "tenant-unknown"));
+    cr_assert_eq(log_count(0, "event=tenant_dropped tenant=" RT), 1);
+
+    /* Re-created under the same id (rev starts again): the new record is loaded. */
+    rt_create(RT, R.kek, R.seal);
+    struct answer a7;
+    rt_query(7, R.teep, &a7);
+    cr_assert(outcome_is(&a7, "update"));
+    cr_assert_eq(log_count(0, "event=tenant_loaded tenant=" RT " source=redis"), 3);
+
+    /* A configuration-file tenant is still served next to them. */
+    struct built q = {0};
+    struct qopts o = {.attest = true};
+    add_uri_envelope(ACME, NULL);
+    install_uri_policy(ACME);
+    query_job(&o, &q);
+    xadd(&q);
+    struct answer a8;
+    answer_of(&q, NULL, &a8);
+    cr_assert(outcome_is(&a8, "update"));
+    cr_assert_eq(worker_stop(0, SIGTERM), 0, "clean exit (LSan checks the cache is freed)");
+    struct answer *all[] = {&a1, &a2, &a3, &a4, &a5, &a6, &a7, &a8};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        answer_finish(all[i]);
+    }
+}
+
+Test(worker_redis, manifest_key_from_redis_signs_tam_built_manifests)
+{
+    rt_create(RT, R.kek, R.seal);
+    static const uint8_t bin[] = "Hello, Redis tenant!";
+    struct tam_store_component c;
+    memset(&c, 0, sizeof(c));
+    c.component.n = 4;
+    c.component.seg[0] = tam_bytes_of("TEEP-Device", 11);
+    c.component.seg[1] = tam_bytes_of("SecureFS", 8);
+    c.component.seg[2] = tam_bytes_of("\x8d\x82\x57\x3a\x92\x6d\x47\x54\x93\x53\x32\xdc\x29"
+                                      "\x99\x7f\x74",
+                                      16);
+    c.component.seg[3] = tam_bytes_of("ta", 2);
+    c.sequence = 3;
+    c.binary = tam_bytes_of(bin, 20);
+    c.delivery = TAM_STORE_DELIVERY_URI;
+    c.uri = tam_bytes_of("https://example.org/tc.ta", 25);
+    put_component(RT, &c);
+    install_uri_policy(RT);
+    worker_start(0, "w1");
+    struct answer a;
+    rt_query(1, R.teep, &a);
+    cr_assert(outcome_is(&a, "update"), "%.*s", (int)a.r.outcome.len, a.r.outcome.ptr);
+    cr_assert_eq(a.m.n_manifest_list, 1);
+    struct tam_suit_envelope env;
+    cr_assert_eq(tam_suit_parse(a.m.manifest_list[0].ptr, a.m.manifest_list[0].len, &env, NULL),
+                 TAM_OK);
+    const struct tam_key *anchors[] = {R.mkey};
+    cr_assert_eq(tam_suit_verify(&env, anchors, 1), TAM_OK, "signed with the sealed manifest key");
+    cr_assert_eq(log_count(0, "event=manifest_built tenant=" RT), 1);
+    answer_finish(&a);
+}
+
+Test(worker_redis, key_blobs_that_do_not_open_fail_the_job_cleanly)
+{
+    /* Sealed under another deployment's KEK. */
+    uint8_t other[TAM_SEAL_KEK_LEN];
+    memset(other, 0x5a, sizeof(other));
+    rt_create(RT, other, R.seal);
+    worker_start(0, "w1");
+    struct answer a1;
+    rt_query(1, NULL, &a1);
+    cr_assert_eq(a1.r.status, 500);
+    cr_assert(outcome_is(&a1, "tenant-invalid"), "%.*s", (int)a1.r.outcome.len, a1.r.outcome.ptr);
+    cr_assert_eq(log_count(0, "event=tenant_load_failed tenant=" RT), 1);
+
+    /* Cached as invalid until the record changes: no second attempt for the same rev. */
+    struct answer a2;
+    rt_query(2, NULL, &a2);
+    cr_assert(outcome_is(&a2, "tenant-invalid"));
+    cr_assert_eq(log_count(0, "event=tenant_load_failed tenant=" RT), 1);
+
+    /* Tampered blob under the right KEK: refused too. */
+    rt_put_teep(RT, R.teep, R.kek, true);
+    rt_bump(RT);
+    struct answer a3;
+    rt_query(3, NULL, &a3);
+    cr_assert(outcome_is(&a3, "tenant-invalid"));
+    cr_assert_eq(log_count(0, "event=tenant_load_failed tenant=" RT), 2);
+
+    /* Fixed: served again without a restart. */
+    rt_put_teep(RT, R.teep, R.kek, false);
+    rt_bump(RT);
+    add_uri_envelope(RT, NULL);
+    install_uri_policy(RT);
+    struct answer a4;
+    rt_query(4, R.teep, &a4);
+    cr_assert(outcome_is(&a4, "update"), "%.*s", (int)a4.r.outcome.len, a4.r.outcome.ptr);
+    cr_assert_eq(log_count(0, "key material"), 0);
+    cr_assert_eq(worker_stop(0, SIGTERM), 0, "still alive, exits cleanly");
+    answer_finish(&a1);
+    answer_finish(&a2);
+    answer_finish(&a3);
+    answer_finish(&a4);
+}
+
+Test(worker_redis, manifest_key_sealed_to_another_worker_key_does_not_open)
+{
+    struct tam_key *stranger = NULL;
+    cr_assert_eq(tam_key_generate(TAM_KEY_P256, &stranger), TAM_OK);
+    /* The seal itself: only the addressed worker key opens it. */
+    struct tam_buf blob;
+    tam_buf_init(&blob, 1u << 16);
+    cr_assert_eq(tam_seal_key_worker(stranger, RT, "manifest:p256", R.mkey, &blob), TAM_OK);
+    struct tam_key *k = NULL;
+    cr_assert_neq(tam_unseal_key(R.kek, R.seal, RT, "manifest:p256", blob.data, blob.len, &k),
+                  TAM_OK);
+    cr_assert_null(k);
+    tam_buf_finish(&blob);
+
+    /* A tenant whose manifest key was sealed to another worker key: refused, no crash. */
+    rt_create(RT, R.kek, stranger);
+    worker_start(0, "w1");
+    struct answer a;
+    rt_query(1, NULL, &a);
+    cr_assert_eq(a.r.status, 500);
+    cr_assert(outcome_is(&a, "tenant-invalid"));
+    cr_assert_eq(log_count(0, "manifest key does not open"), 1);
+    cr_assert_eq(worker_stop(0, SIGTERM), 0);
+    tam_key_destroy(stranger);
+    answer_finish(&a);
+}
+
+Test(worker, without_kek_only_configuration_tenants_are_served)
+{
+    /* No kek-file / worker-seal-key, and none in DATA_DIR. */
+    char extra[300];
+    snprintf(extra, sizeof(extra), "data-dir = %s\n", F.dir);
+    write_config(extra);
+    uint8_t kek[TAM_SEAL_KEK_LEN];
+    memset(kek, 1, sizeof(kek));
+    struct tam_key *teep = NULL;
+    cr_assert_eq(tam_key_generate(TAM_KEY_P256, &teep), TAM_OK);
+    rt_put_cfg(RT, 0, now_ms());
+    rt_put_teep(RT, teep, kek, false);
+    worker_start(0, "w1");
+    struct built q = {0};
+    uint8_t kid[32];
+    device_kid(600, kid);
+    struct qopts o = {.tenant = RT, .attest = true, .kid = kid};
+    query_job(&o, &q);
+    xadd(&q);
+    struct answer a;
+    answer_of(&q, NULL, &a);
+    cr_assert_eq(a.r.status, 500);
+    cr_assert(outcome_is(&a, "tenant-unknown"));
+    cr_assert_eq(log_count(0, "event=redis_tenants_disabled"), 1);
+    tam_key_destroy(teep);
+    answer_finish(&a);
+}
+
+/* A minimal tenant (cfg and a sealed TEEP key, no manifest key), written in two commands. */
+static void rt_create_quick(redisContext *rc, const char *id, uint64_t created)
+{
+    struct tam_tstore_cfg c;
+    tam_tstore_cfg_default(&c);
+    c.created_ms = created;
+    struct tam_tstore_field f[TAM_TSTORE_CFG_FIELDS];
+    size_t n = tam_tstore_cfg_encode(&c, f);
+    char key[TAM_KEY_MAX];
+    tam_key_tenant(key, id, "cfg");
+    const char *argv[2 + 2 * TAM_TSTORE_CFG_FIELDS] = {"HSET", key};
+    for (size_t i = 0; i < n; i++) {
+        argv[2 + 2 * i] = f[i].name;
+        argv[3 + 2 * i] = f[i].value;
+    }
+    redisReply *r = redisCommandArgv(rc, (int)(2 + 2 * n), argv, NULL);
+    cr_assert(r != NULL && r->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(r);
+    struct tam_buf blob;
+    tam_buf_init(&blob, 1u << 16);
+    cr_assert_eq(tam_seal_key_kek(R.kek, id, "p256", R.teep, &blob), TAM_OK);
+    tam_key_tenant(key, id, "keys");
+    r = redisCommand(rc, "HSET %s p256 %b", key, blob.data, blob.len);
+    cr_assert(r != NULL && r->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(r);
+    tam_buf_finish(&blob);
+}
+
+/* A QueryResponse for tenant id, queued (no EAT: answered with a signed error Update). */
+static void rt_queue(const char *id, int dev)
+{
+    uint8_t kid[32];
+    device_kid(dev, kid);
+    struct built q = {0};
+    struct qopts o = {.tenant = id, .kid = kid};
+    query_job(&o, &q);
+    xadd(&q);
+}
+
+static void wait_replies(long long n)
+{
+    for (int waited = 0; waited < 4 * WAIT_MS && reply_len() < n; waited += 50) {
+        sleep_ms(50);
+    }
+    cr_assert_eq(reply_len(), n);
+}
+
+Test(worker_redis, cache_is_bounded_and_evicts_the_least_recently_used_tenant)
+{
+    enum { N = 1024 }; /* WK_RCACHE_MAX */
+    char id[N + 1][16];
+    uint64_t now = now_ms();
+    redisContext *rc = tu_redis_connect(&F.rs);
+    for (int i = 0; i <= N; i++) {
+        snprintf(id[i], sizeof(id[i]), "lru-%d", i);
+        rt_create_quick(rc, id[i], now);
+    }
+    redisFree(rc);
+    worker_start(0, "w1");
+    /* Fill the cache, touch lru-0 again, then one more tenant: lru-1 is the one evicted. */
+    for (int i = 0; i < N; i++) {
+        rt_queue(id[i], i);
+    }
+    rt_queue(id[0], 0);
+    rt_queue(id[N], N);
+    rt_queue(id[0], 0);
+    rt_queue(id[1], 1);
+    wait_replies(N + 4);
+    cr_assert_eq(log_count(0, "event=tenant_evicted"), 2, "lru-1, then lru-2 for lru-1");
+    cr_assert_eq(log_count(0, "event=tenant_evicted tenant=lru-1\n"), 1);
+    cr_assert_eq(log_count(0, "event=tenant_evicted tenant=lru-2\n"), 1);
+    cr_assert_eq(log_count(0, "event=tenant_loaded tenant=lru-0 "), 1, "lru-0 stayed cached");
+    cr_assert_eq(log_count(0, "event=tenant_loaded tenant=lru-1 "), 2, "lru-1 was reloaded");
+    cr_assert_eq(log_count(0, "outcome=missing-item"), N + 4, "every job answered and signed");
+    cr_assert_eq(worker_stop(0, SIGTERM), 0, "clean exit (LSan checks the cache is freed)");
 }

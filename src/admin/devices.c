@@ -292,7 +292,7 @@ static json_t *attestation_json(const redisReply *h)
     const redisReply *st = field(h, "status");
     const char *s = st == NULL                         ? "none"
                     : strcmp(st->str, "attested") == 0 ? "verified"
-                    : strcmp(st->str, "rejected") == 0 ? "failed"
+                    : strcmp(st->str, "attestation_failed") == 0 ? "failed"
                                                        : "none";
     json_t *o = json_object();
     bool ok = o != NULL && adm_set(o, "status", json_string(s));

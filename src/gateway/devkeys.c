@@ -2,7 +2,8 @@
  * Device public keys by RFC 9679 kid. The device hash in Redis (include/tam/keys.h) is the
  * truth; a small bounded LRU per process saves the HMGET for devices seen recently. A kid
  * is the thumbprint of its key, so a cached key cannot go stale; entries still expire
- * after TAM_GW_KEYCACHE_TTL_MS so a device marked "rejected" is refused soon after.
+ * after TAM_GW_KEYCACHE_TTL_MS so a deleted device is refused soon after. (A failed
+ * attestation does not lock a device out: its next good Evidence attests it again.)
  */
 #include <stdio.h>
 #include <string.h>
@@ -23,17 +24,14 @@ struct lookup {
     uint8_t kid[TAM_KID_LEN];
 };
 
-/* The reply of HMGET type pub status as a key, or NULL (unknown, rejected or malformed). */
+/* The reply of HMGET type pub as a key, or NULL (unknown or malformed). */
 static struct tam_key *key_from_reply(const redisReply *r, const uint8_t kid[TAM_KID_LEN])
 {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
         return NULL;
     }
-    const redisReply *type = r->element[0], *pub = r->element[1], *status = r->element[2];
+    const redisReply *type = r->element[0], *pub = r->element[1];
     if (type->type != REDIS_REPLY_STRING || pub->type != REDIS_REPLY_STRING) {
-        return NULL;
-    }
-    if (status->type == REDIS_REPLY_STRING && strcmp(status->str, "rejected") == 0) {
         return NULL;
     }
     enum tam_key_type kt;
@@ -92,7 +90,7 @@ void tam_gw_devkey_lookup(struct tam_gw *gw, const char *tenant, const uint8_t k
     memcpy(l->kid, kid, TAM_KID_LEN);
     char key[TAM_KEY_MAX];
     tam_key_device(key, tenant, kid, NULL);
-    int err = tam_redis_command(gw->rc, on_hmget, l, "HMGET %s type pub status", key);
+    int err = tam_redis_command(gw->rc, on_hmget, l, "HMGET %s type pub", key);
     if (err != TAM_OK) {
         tam_free(l);
         cb(gw, NULL, err == TAM_ENOMEM ? TAM_ENOMEM : TAM_EUNAVAIL, arg);

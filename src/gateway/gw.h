@@ -52,7 +52,7 @@
 #define TAM_GW_RESULTS_COUNT    "64"
 #define TAM_GW_RESULTS_EXPIRE_S "600" /* a crashed gateway's stream goes away */
 #define TAM_GW_KEYCACHE_MAX     4096  /* device keys cached per process */
-#define TAM_GW_KEYCACHE_TTL_MS  5000 /* a deleted or rejected device is refused soon */
+#define TAM_GW_KEYCACHE_TTL_MS  5000 /* a deleted device is refused soon after */
 #define TAM_GW_PENDING_BUCKETS  4096  /* hash buckets of the waiting-request table */
 #define TAM_GW_WORK_BATCH       16    /* CPU-heavy steps (sign, verify) per loop iteration */
 #define TAM_GW_REDIS_INFLIGHT   65536 /* commands in flight on the command connection */
@@ -343,9 +343,9 @@ void tam_gw_message_fail_all(struct tam_gw *gw);
 typedef void (*tam_gw_key_fn)(struct tam_gw *gw, struct tam_gw_devkey *key, int err, void *arg);
 
 /*
- * Finds the public key of device kid in tenant: the cache, else HMGET type pub status of
+ * Finds the public key of device kid in tenant: the cache, else HMGET type pub of
  * the device hash. cb fires exactly once (possibly before this returns, on a cache hit)
- * with a referenced key, or NULL and TAM_ENOTFOUND (unknown, rejected or malformed) or
+ * with a referenced key, or NULL and TAM_ENOTFOUND (unknown or malformed) or
  * TAM_EUNAVAIL (Redis).
  */
 void tam_gw_devkey_lookup(struct tam_gw *gw, const char *tenant, const uint8_t kid[TAM_KID_LEN],

@@ -155,12 +155,13 @@ void wk_device_refresh(struct wk_job *j, const struct tam_eat_claims *claims, bo
     wk_batch_addf(&j->commit, "SADD %s %s", set, kid);
 }
 
-void wk_device_reject(struct wk_job *j)
+void wk_device_attestation_failed(struct wk_job *j)
 {
     char key[TAM_KEY_MAX], now[24];
     tam_key_device(key, j->tenant->t->id, j->kid, NULL);
     (void)snprintf(now, sizeof(now), "%llu", (unsigned long long)j->now_ms);
-    wk_batch_addf(&j->commit, "HSET %s status rejected last_seen %s", key, now);
+    /* A status, not a lock-out: the next QueryResponse with good Evidence attests again. */
+    wk_batch_addf(&j->commit, "HSET %s status attestation_failed last_seen %s", key, now);
 }
 
 void wk_device_history(struct wk_job *j, const struct tam_store_history *h)

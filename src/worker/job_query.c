@@ -10,7 +10,7 @@
  *        err-code");
  *   attestation fails (signature, nonce, claims, cnf, expiry, claim policy) -> Update with
  *     err-code ERR_ATTESTATION_REQUIRED and err-msg "attestation failed" (TEEP-DIGEST 1.9,
- *     "decision cases after attestation"), the device marked rejected, nothing installed;
+ *     "decision cases after attestation"), the device's status attestation_failed, nothing installed;
  *   nothing to do -> 204; otherwise a signed Update (stored envelopes, byte-exact).
  * An Error from the agent: ERR_UNSUPPORTED_CIPHER_SUITES / _FRESHNESS_MECHANISMS /
  * _MSG_VERSION -> a new QueryRequest when a common choice exists (else 204);
@@ -136,7 +136,7 @@ static int reject(struct wk_job *j, int alg, const char *why)
     j->reason = why;
     if (device_known(j) && !j->learning) {
         struct tam_store_history h = {.ms = j->now_ms, .event = "attestation-failed"};
-        wk_device_reject(j);
+        wk_device_attestation_failed(j);
         wk_device_history(j, &h);
     }
     return error_update(j, alg, TAM_TEEP_ERR_ATTESTATION_REQUIRED, "attestation failed",

@@ -298,7 +298,7 @@ int wk_device_fetch(struct wk_job *j);
 int wk_device_key(struct wk_job *j, const struct wk_device *d, struct tam_key **owned);
 /* Queues the device refresh after a QueryResponse (attested or not) on j->commit. */
 void wk_device_refresh(struct wk_job *j, const struct tam_eat_claims *claims, bool attested);
-void wk_device_reject(struct wk_job *j);
+void wk_device_attestation_failed(struct wk_job *j);
 void wk_device_history(struct wk_job *j, const struct tam_store_history *h);
 /*
  * Applies a REPORT at most once per token (Lua, in the device's slot): the applied marker,

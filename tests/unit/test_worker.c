@@ -1053,7 +1053,7 @@ static void expect_rejected(const struct qopts *o, const char *label)
     cr_assert_eq(a.m.err_code, TAM_TEEP_ERR_ATTESTATION_REQUIRED, "%s", label);
     cr_assert_not(a.m.has_manifest_list, "%s", label);
     const uint8_t *kid = o->kid != NULL ? o->kid : tam_key_kid(F.agent);
-    cr_assert(device_status_is(ACME, kid, "rejected"), "%s", label);
+    cr_assert(device_status_is(ACME, kid, "attestation_failed"), "%s", label);
     cr_assert_eq(installed_count(ACME, kid), 0, "%s", label);
     char skey[TAM_KEY_MAX];
     tam_key_device(skey, ACME, kid, "pending");
@@ -1104,12 +1104,15 @@ Test(worker, attestation_matrix)
         expect_rejected(&cases[i], labels[i]);
     }
 
-    /* The good ones: Evidence from the attester, and a passport AR from the Verifier. */
+    /* The good ones: Evidence from the attester, a passport AR from the Verifier, and a
+     * device whose attestation failed before: it is not locked out, fresh good Evidence
+     * attests it again. */
     struct qopts good[] = {
         {.attest = true, .kid = kids[7]},
         {.attest = true, .eat_key = F.verifier, .nonce = NONCE_TOKEN},
+        {.attest = true, .kid = kids[0]},
     };
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < 3; i++) {
         struct built q = {0};
         query_job(&good[i], &q);
         xadd(&q);
@@ -1121,6 +1124,7 @@ Test(worker, attestation_matrix)
         answer_finish(&a);
     }
     cr_assert(device_status_is(ACME, tam_key_kid(F.agent), "attested"));
+    cr_assert(device_status_is(ACME, kids[0], "attested"));
 }
 
 Test(worker, attested_enrollment_learns_the_key_from_cnf)

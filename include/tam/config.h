@@ -149,6 +149,8 @@ struct tam_config_tenant {
     uint64_t session_ttl_ms;
     uint64_t update_ttl_ms;
     uint32_t max_pending_per_device;
+    uint32_t max_devices;    /* max-devices TW 0 (unlimited) */
+    uint32_t rps_per_device; /* rps-per-device TW 0 (unlimited) */
     /* Worker-only keys (added for tam-worker, issue #4). */
     struct tam_config_paths manifest_keys; /* at most 1 */
     struct tam_config_paths verifier_keys;

@@ -45,6 +45,7 @@ struct tam_tenant {
     uint32_t challenge_len;     /* 8..64 (EAT caps eat_nonce at 64) */
     uint32_t max_kidless_tries; /* agents without kid: registered keys tried, at most */
     uint32_t rps_per_device;    /* signed messages per second and device; 0 = unlimited */
+    uint32_t max_devices;       /* devices learned in attested enrollment; 0 = unlimited */
 };
 
 /* A tenant with defaults for everything but keys; refs = 1. NULL on OOM. */

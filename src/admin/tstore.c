@@ -274,6 +274,7 @@ void tam_tstore_cfg_apply(const struct tam_tstore_cfg *cfg, struct tam_tenant *t
     t->max_kidless_tries = cfg->limits.max_kidless_tries;
     t->challenge_len = cfg->limits.challenge_len;
     t->rps_per_device = cfg->limits.rps_per_device;
+    t->max_devices = cfg->limits.max_devices;
 }
 
 static bool kv_is(const struct tam_tstore_kv *kv, const char *name)

@@ -223,6 +223,21 @@ static int wait_ready(struct demo *d)
 
 /* ---- steps ---- */
 
+/* Keeps the "token" member of a creation answer in DATA_DIR/demo.token (0600) and token. */
+static int save_token(struct demo *d, json_t *ans, char token[DEMO_TOKEN_MAX])
+{
+    const char *t = json_string_value(json_object_get(ans, "token"));
+    size_t n = t != NULL ? strlen(t) : 0;
+    if (n == 0 || n + 2 > DEMO_TOKEN_MAX) {
+        return TAM_EPROTO;
+    }
+    memcpy(token, t, n);
+    token[n] = '\n';
+    int err = write_file_0600(d->paths[P_TOKEN], token, n + 1, false);
+    token[n] = '\0';
+    return err;
+}
+
 /* Creates the tenant (or finds it) and makes sure DATA_DIR/demo.token opens it. */
 static int ensure_tenant(struct demo *d)
 {
@@ -234,30 +249,21 @@ static int ensure_tenant(struct demo *d)
                                  "required", "enrollment", "registered", "limits",
                                  "rps_per_device", 1000),
                        201, 409, &ans);
-    char token[DEMO_TOKEN_MAX];
+    char token[DEMO_TOKEN_MAX] = "";
     if (rc == TAM_OK) {
-        const char *t = json_string_value(json_object_get(ans, "token"));
-        rc = t != NULL && strlen(t) < sizeof(token) ? TAM_OK : TAM_EPROTO;
-        (void)snprintf(token, sizeof(token), "%s\n", rc == TAM_OK ? t : "");
-        rc = rc == TAM_OK ? write_file_0600(d->paths[P_TOKEN], token, strlen(token), false) : rc;
+        rc = save_token(d, ans, token);
+    } else if (rc == 1 && read_token(d->paths[P_TOKEN], token, sizeof(token)) != TAM_OK) {
+        /* The tenant exists but its token file is gone: mint a new token. */
+        json_decref(ans);
+        ans = NULL;
+        rc = call_json(d, "POST", "/v1/tenants/" DEMO_TENANT "/tokens", d->op_auth, NULL, 201,
+                       201, &ans);
+        rc = rc == TAM_OK ? save_token(d, ans, token) : rc;
     } else if (rc == 1) {
-        rc = read_token(d->paths[P_TOKEN], token, sizeof(token));
-        if (rc != TAM_OK) {
-            json_decref(ans);
-            ans = NULL;
-            /* The tenant exists but its token file is gone: mint a new token. */
-            rc = call_json(d, "POST", "/v1/tenants/" DEMO_TENANT "/tokens", d->op_auth, NULL, 201,
-                           201, &ans);
-            const char *t = json_string_value(json_object_get(ans, "token"));
-            rc = rc == TAM_OK && t != NULL && strlen(t) < sizeof(token) - 1 ? TAM_OK : TAM_EPROTO;
-            (void)snprintf(token, sizeof(token), "%s\n", rc == TAM_OK ? t : "");
-            rc = rc == TAM_OK ? write_file_0600(d->paths[P_TOKEN], token, strlen(token), false)
-                              : rc;
-        }
+        rc = TAM_OK;
     }
     json_decref(ans);
-    token[strcspn(token, "\n")] = '\0';
-    (void)snprintf(d->t_auth, sizeof(d->t_auth), "Bearer %s", token);
+    (void)snprintf(d->t_auth, sizeof(d->t_auth), "Bearer %.*s", DEMO_TOKEN_MAX - 1, token);
     tam_memzero(token, sizeof(token));
     return rc;
 }

@@ -115,6 +115,8 @@ static int make_tenant(const struct tam_config_tenant *ct, struct tam_tenant **o
     t->session_ttl_s = (uint32_t)((ct->session_ttl_ms + 999) / 1000);
     t->update_ttl_s = (uint32_t)((ct->update_ttl_ms + 999) / 1000);
     t->max_pending_per_device = ct->max_pending_per_device;
+    t->max_devices = ct->max_devices;
+    t->rps_per_device = ct->rps_per_device;
     int rc = load_tam_keys(t, ct, err);
     if (rc != TAM_OK) {
         tam_tenant_unref(t);

@@ -161,6 +161,34 @@ static bool reports_ok(struct wk_job *j, const struct tam_teep_msg *m)
 
 /* ---- authentication ---- */
 
+/*
+ * A new device may be learned only while the tenant is under max_devices (registration
+ * through the admin API checks the same limit). Workers learning devices at the same moment
+ * may overshoot by at most one device each.
+ */
+static int check_device_limit(struct wk_job *j)
+{
+    struct wk_device d;
+    wk_device_from_reply(j->pre.device, &d);
+    uint32_t max = j->tenant->t->max_devices;
+    if (d.exists || max == 0) {
+        return TAM_OK;
+    }
+    char key[TAM_KEY_MAX];
+    tam_key_tenant(key, j->tenant->t->id, "devices");
+    redisReply *r = wk_cmd(j->w, j->w->cmd, "SCARD %s", key);
+    if (r == NULL) {
+        return TAM_EUNAVAIL;
+    }
+    bool full = r->type == REDIS_REPLY_INTEGER && r->integer >= (long long)max;
+    freeReplyObject(r);
+    if (full) {
+        wk_job_drop(j, "the tenant's max_devices limit is reached");
+        return TAM_EDENIED;
+    }
+    return TAM_OK;
+}
+
 /* An unknown device in `attested` enrollment: its key comes from the verified EAT's cnf. */
 static int learn(struct wk_job *j, const struct tam_cose_msg *cose, const struct tam_teep_msg *m,
                  struct wk_attest *at)
@@ -185,7 +213,8 @@ static int learn(struct wk_job *j, const struct tam_cose_msg *cose, const struct
     j->has_kid = true;
     j->learning = true;
     j->sender_key = j->learned;
-    return wk_device_fetch(j);
+    int err = wk_device_fetch(j);
+    return err == TAM_OK ? check_device_limit(j) : err;
 }
 
 static int authenticate(struct wk_job *j, const struct tam_cose_msg *cose,

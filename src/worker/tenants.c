@@ -145,6 +145,8 @@ static void apply_settings(struct tam_tenant *t, const struct tam_config_tenant 
     t->session_ttl_s = (uint32_t)(ct->session_ttl_ms / 1000);
     t->update_ttl_s = (uint32_t)(ct->update_ttl_ms / 1000);
     t->max_pending_per_device = ct->max_pending_per_device;
+    t->max_devices = ct->max_devices;
+    t->rps_per_device = ct->rps_per_device;
 }
 
 static int load_tenant(struct wk_tenant *wt, const struct tam_config_tenant *ct)

@@ -146,7 +146,7 @@ static void write_config(const char *extra)
                      "tam-key = %s\ntam-key = %s\ntc-signer-key = %s\ndevice-key = %s\n"
                      "attester-key = %s/attester.pem\nverifier-key = %s/verifier.pem\n"
                      "manifest-key = %s/manifest.pem\nmax-pending-per-device = 4\n"
-                     "[tenant " OPEN "]\nenrollment = attested\n"
+                     "[tenant " OPEN "]\nenrollment = attested\nmax-devices = 2\n"
                      "tam-key = %s\ntam-key = %s\ntc-signer-key = %s\n"
                      "attester-key = %s/attester.pem\n",
                      F.rs.addr, extra != NULL ? extra : "", vec[0], vec[1], vec[2], vec[3], F.dir,
@@ -1145,9 +1145,23 @@ Test(worker, attested_enrollment_learns_the_key_from_cnf)
     cr_assert_eq(r->type, REDIS_REPLY_NIL);
     freeReplyObject(r);
 
+    /* A full tenant (max-devices = 2) learns no one. */
+    char set[TAM_KEY_MAX], hex[65];
+    tam_key_tenant(set, OPEN, "devices");
+    freeReplyObject(tu_redis_cmd(&F.rs, "SADD %s a b", set));
+    struct built qf = {0};
+    o.cnf_cose_key = true;
+    query_job(&o, &qf);
+    xadd(&qf);
+    struct answer af;
+    answer_of(&qf, NULL, &af);
+    cr_assert_eq(af.r.status, 204);
+    cr_assert_eq(log_count(0, "max_devices limit"), 1);
+    answer_finish(&af);
+    freeReplyObject(tu_redis_cmd(&F.rs, "SREM %s a", set));
+
     /* cnf with the COSE_Key: learned, verified, planned. */
     struct built q2 = {0};
-    o.cnf_cose_key = true;
     query_job(&o, &q2);
     xadd(&q2);
     struct answer a2;
@@ -1160,8 +1174,6 @@ Test(worker, attested_enrollment_learns_the_key_from_cnf)
     cr_assert_eq(r->len, tam_key_public_raw(F.agent, pub));
     cr_assert_eq(memcmp(r->str, pub, 64), 0);
     freeReplyObject(r);
-    char set[TAM_KEY_MAX], hex[65];
-    tam_key_tenant(set, OPEN, "devices");
     tam_hex_encode(tam_key_kid(F.agent), 32, hex);
     cr_assert_eq(redis_int(tu_redis_cmd(&F.rs, "SISMEMBER %s %s", set, hex)), 1);
     cr_assert_eq(log_count(0, "keys_learned=1"), 0); /* counters print at exit */

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_catalog.h"
 #include "tam/alloc.h"
 #include "tam/cose.h"
 #include "tam/eat.h"
@@ -282,45 +283,10 @@ static void stop(pid_t pid)
 
 /* ---- catalogue ---- */
 
-static void copy_id(struct tam_teep_component_id *d, const struct tam_suit_component_id *s)
-{
-    memset(d, 0, sizeof(*d));
-    d->n = s->n;
-    for (unsigned i = 0; i < s->n; i++) {
-        d->seg[i] = s->seg[i];
-    }
-}
-
+/* The envelope, its component record, an install-everywhere policy (bench_catalog.c). */
 static void setup_tenant(const char *tenant, const struct tam_buf *env_bytes)
 {
-    struct tam_suit_envelope env;
-    check(tam_suit_parse(env_bytes->data, env_bytes->len, &env, NULL), "envelope");
-    struct tam_store_component c;
-    memset(&c, 0, sizeof(c));
-    copy_id(&c.component, &env.components[0]);
-    c.has_manifest_id = true;
-    copy_id(&c.manifest_id, &env.manifest_component_id);
-    c.sequence = env.sequence;
-    c.has_digest = true;
-    memcpy(c.digest, env.digest.bytes.ptr, 32);
-    c.envelope = tam_bytes_of(env_bytes->data, env_bytes->len);
-    struct tam_buf rec, field;
-    tam_buf_init(&rec, 1u << 20);
-    tam_buf_init(&field, 4096);
-    check(tam_store_component_encode(&c, &rec), "record");
-    check(tam_store_component_field(&c.component, c.sequence, &field), "field");
-    char key[TAM_KEY_MAX];
-    tam_key_tenant(key, tenant, "components");
-    freeReplyObject(cmd("HSET %s %s %b", key, (const char *)field.data, rec.data, rec.len));
-    tam_key_tenant(key, tenant, "policy");
-    freeReplyObject(cmd("SET %s %s", key,
-                        "{\"rules\": [{\"install\": [{\"component_id\": [\"544545502d446576696365"
-                        "\", \"5365637572654653\", \"8d82573a926d4754935332dc29997f74\", "
-                        "\"7461\"]}]}]}"));
-    tam_key_tenant(key, tenant, "catalog_version");
-    freeReplyObject(cmd("INCR %s", key));
-    tam_buf_finish(&rec);
-    tam_buf_finish(&field);
+    check(bench_catalog_put(B.c, tenant, env_bytes->data, env_bytes->len), "catalogue");
 }
 
 /* ---- jobs, as a gateway builds them ---- */

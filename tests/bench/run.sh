@@ -22,7 +22,8 @@ for extra in tests/bench/bench_*.sh; do
 done
 for b in "$build"/tests/bench/bench_*; do
   [ -f "$b" ] && [ -x "$b" ] || continue
-  case "$(basename "$b")" in bench_codec) continue ;; esac
+  # bench_seed and bench_bound are helpers of bench_e2e.sh, not benchmarks of their own.
+  case "$(basename "$b")" in bench_codec | bench_seed | bench_bound) continue ;; esac
   echo
   TAM_BUILD_ROOT="$build" TAM_SOURCE_ROOT="$PWD" TAM_VECTORS="$PWD/tests/vectors" "$b" ${1:-}
 done

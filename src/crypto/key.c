@@ -142,6 +142,23 @@ done:
     return rc;
 }
 
+/*
+ * Public key validation. P-256 has cofactor 1, so a reduced affine point on the curve (which
+ * excludes the point at infinity, (0, 0) is not on it) is a valid public key (SP 800-56A
+ * 5.6.2.3.4 partial validation suffices). wc_ecc_check_key also multiplies the point by the
+ * group order, which costs as much as a signature verification: every device key imported
+ * from Redis paid it twice per exchange. Private keys (rare, loaded once) keep the full check.
+ */
+static bool p256_point_valid(struct tam_key *key)
+{
+    ecc_key *ecc = &key->u.ecc;
+    if (key->has_private) {
+        return wc_ecc_check_key(ecc) == 0;
+    }
+    int idx = wc_ecc_get_curve_idx(ECC_SECP256R1);
+    return idx >= 0 && wc_ecc_point_is_on_curve(&ecc->pubkey, idx) == 0;
+}
+
 static int p256_seal(struct tam_key *key)
 {
     ecc_key *ecc = &key->u.ecc;
@@ -158,7 +175,7 @@ static int p256_seal(struct tam_key *key)
     }
     /* Coordinates must be reduced: the thumbprint is taken over these bytes. */
     if (p256_export_public(ecc, key->pub) != TAM_OK || !be_less(key->pub, p256_p, TAM_P256_LEN) ||
-        !be_less(key->pub + TAM_P256_LEN, p256_p, TAM_P256_LEN) || wc_ecc_check_key(ecc) != 0) {
+        !be_less(key->pub + TAM_P256_LEN, p256_p, TAM_P256_LEN) || !p256_point_valid(key)) {
         return TAM_EKEY;
     }
     /* RFC 6979: the signature never depends on the RNG a forked worker inherited. */

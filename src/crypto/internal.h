@@ -7,6 +7,8 @@
 #define TAM_CRYPTO_INTERNAL_H
 
 /* wolfSSL's build options must come before any other wolfSSL header (DEPS.md 3). */
+#include <stdatomic.h>
+
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/settings.h>
 
@@ -30,6 +32,8 @@ struct tam_key {
         ecc_key ecc;    /* deterministic signing is enabled on private keys */
         ed25519_key ed; /* always holds the public half once sealed */
     } u;
+    /* P-256 verifications so far: see p256_verify (atomic: keys may be shared by threads). */
+    _Atomic unsigned verifies;
 };
 
 /*

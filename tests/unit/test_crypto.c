@@ -833,3 +833,30 @@ Test(crypto_util, sha256_ct_equal_random)
     tam_free(buf);
     tam_key_destroy(NULL);
 }
+
+/*
+ * P-256 verification takes two paths (sign.c): a key's first verifications run on a fresh
+ * Jacobian representation of its point (kept out of wolfSSL's fixed-point cache), later ones
+ * on the key itself. Both must accept exactly the valid signatures.
+ */
+Test(crypto, p256_verify_uncached_and_cached_paths_agree)
+{
+    struct tam_key *k = NULL;
+    cr_assert_eq(tam_key_generate(TAM_KEY_P256, &k), TAM_OK);
+    static const uint8_t msg[] = "tamgate";
+    uint8_t sig[TAM_SIG_MAX];
+    size_t sig_len = 0;
+    cr_assert_eq(tam_sign(k, TAM_ALG_ESP256, msg, sizeof(msg), sig, &sig_len), TAM_OK);
+    uint8_t bad[TAM_SIG_MAX];
+    memcpy(bad, sig, sig_len);
+    bad[40] ^= 1;
+    for (int i = 0; i < 12; i++) {
+        cr_assert_eq(tam_verify(k, TAM_ALG_ESP256, msg, sizeof(msg), sig, sig_len), TAM_OK,
+                     "valid, use %d", i);
+        cr_assert_eq(tam_verify(k, TAM_ALG_ESP256, msg, sizeof(msg), bad, sig_len), TAM_ESIG,
+                     "tampered, use %d", i);
+        cr_assert_eq(tam_verify(k, TAM_ALG_ESP256, msg, sizeof(msg) - 1, sig, sig_len),
+                     TAM_ESIG, "other message, use %d", i);
+    }
+    tam_key_destroy(k);
+}

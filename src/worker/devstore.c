@@ -142,11 +142,20 @@ void wk_device_refresh(struct wk_job *j, const struct tam_eat_claims *claims, bo
     tam_hex_encode(j->kid, TAM_KID_LEN, kid);
     char now[24];
     (void)snprintf(now, sizeof(now), "%llu", (unsigned long long)j->now_ms);
+    struct wk_device d;
+    wk_device_from_reply(j->pre.device, &d);
     if (attested && claims != NULL) {
         queue_claims(j, key, claims, now);
-    } else {
+    } else if (d.status.len == 0) {
         wk_batch_addf(&j->commit, "HSETNX %s status registered", key);
         wk_batch_addf(&j->commit, "HSET %s last_seen %s", key, now);
+    } else {
+        wk_batch_addf(&j->commit, "HSET %s last_seen %s", key, now);
+    }
+    /* A record with its key is complete (registered by the admin API, or learned and
+     * committed before): the steady state costs one write per session, not five. */
+    if (d.exists && d.type.len > 0 && d.pub.len > 0) {
+        return;
     }
     wk_batch_addf(&j->commit, "HSETNX %s created %s", key, now);
     if (j->sender_key != NULL) {

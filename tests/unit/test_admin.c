@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "admin_fixture.h"
 #include "redis_fixture.h"
 #include "tam/admin.h"
 #include "tam/alloc.h"
@@ -32,112 +33,15 @@
 #include "tam/tstore.h"
 #include "testutil.h"
 
-/* ---- environment: redis + server + admin on a loop thread ---- */
+/* ---- environment: redis + server + admin on a loop thread (admin_fixture.h) ---- */
 
-struct env {
-    struct tu_redis rs;
-    uv_loop_t loop;
-    uv_async_t stop;
-    pthread_t th;
-    struct tam_redis *redis;
-    struct tam_http_server *srv;
-    struct tam_admin *admin;
-    uint16_t port;
-    uint8_t kek[32];
-    struct tam_key *worker; /* the workers' sealing key (private) */
-    char op[TAM_TSTORE_TOKEN_LEN + 1];
-    bool op_done;
-    char dir[64];
-};
-
-static struct env E;
-
-static void on_request(struct tam_http_request *req, void *ctx)
-{
-    struct env *e = ctx;
-    if (tam_admin_handles(tam_http_request_target(req))) {
-        tam_admin_handle(req, e->admin);
-    } else {
-        (void)tam_http_respond_status(req, 404);
-    }
-}
-
-static void on_operator(void *arg, int err, const char *token)
-{
-    struct env *e = arg;
-    cr_assert_eq(err, TAM_OK);
-    cr_assert_not_null(token);
-    snprintf(e->op, sizeof(e->op), "%s", token);
-    e->op_done = true;
-}
-
-static void on_stop(uv_async_t *a)
-{
-    struct env *e = a->data;
-    tam_http_server_destroy(e->srv);
-    tam_admin_destroy(e->admin);
-    tam_redis_destroy(e->redis);
-    uv_close((uv_handle_t *)a, NULL);
-}
-
-static void *loop_main(void *arg)
-{
-    struct env *e = arg;
-    uv_run(&e->loop, UV_RUN_DEFAULT);
-    tam_tls_thread_cleanup(); /* wolfCrypt's ECC fixed-point cache is per thread */
-    return NULL;
-}
+static struct tu_admin E;
 
 static void env_start(bool with_worker_key)
 {
-    memset(&E, 0, sizeof(E));
     tam_log_configure(TAM_LOG_WARN, TAM_LOG_LOGFMT, "test_admin");
-    tam_net_process_init();
-    tu_redis_start(&E.rs);
-    snprintf(E.dir, sizeof(E.dir), "/tmp/admin-test-XXXXXX");
-    cr_assert_not_null(mkdtemp(E.dir));
-    cr_assert_eq(uv_loop_init(&E.loop), 0);
-    cr_assert_eq(tam_redis_create(&E.loop, E.rs.addr, NULL, NULL, NULL, &E.redis), TAM_OK);
-    cr_assert_eq(tam_random(E.kek, sizeof(E.kek)), TAM_OK);
-    struct tam_admin_opts o = {.kek = E.kek};
-    if (with_worker_key) {
-        cr_assert_eq(tam_key_generate(TAM_KEY_P256, &E.worker), TAM_OK);
-        o.worker_seal_pub = E.worker;
-    }
-    cr_assert_eq(tam_admin_create(&E.loop, E.redis, &o, &E.admin), TAM_OK);
-    struct tam_http_server_config cfg = {.name = "admin", .handler = on_request, .handler_ctx = &E};
-    cfg.limits.body_bytes = (uint32_t)tam_admin_body_limit(E.admin);
-    cr_assert_eq(tam_http_server_create(&E.loop, &cfg, &E.srv), TAM_OK);
-    E.port = tam_http_server_port(E.srv);
-    for (int i = 0; i < 500 && !tam_redis_connected(E.redis); i++) {
-        uv_run(&E.loop, UV_RUN_NOWAIT);
-        usleep(2000);
-    }
-    cr_assert(tam_redis_connected(E.redis));
-    cr_assert_eq(tam_tstore_operator_ensure(E.redis, on_operator, &E), TAM_OK);
-    while (!E.op_done) {
-        uv_run(&E.loop, UV_RUN_ONCE);
-    }
-    E.stop.data = &E;
-    cr_assert_eq(uv_async_init(&E.loop, &E.stop, on_stop), 0);
-    cr_assert_eq(pthread_create(&E.th, NULL, loop_main, &E), 0);
-}
-
-static void env_stop(void)
-{
-    uv_async_send(&E.stop);
-    pthread_join(E.th, NULL);
-    uv_run(&E.loop, UV_RUN_DEFAULT);
-    cr_assert_eq(uv_loop_close(&E.loop), 0, "handles left on the loop");
-    tam_key_destroy(E.worker);
-    tu_redis_stop(&E.rs);
-    char p[128];
-    const char *files[] = {"req", "body", "hdr"};
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(p, sizeof(p), "%s/%s", E.dir, files[i]);
-        unlink(p);
-    }
-    rmdir(E.dir);
+    tu_admin_init(&E, "admin-test");
+    tu_admin_serve(&E, with_worker_key, NULL);
 }
 
 static void setup(void)
@@ -152,7 +56,7 @@ static void setup_no_worker(void)
 
 static void teardown(void)
 {
-    env_stop();
+    tu_admin_stop(&E);
 }
 
 /* ---- curl ---- */

@@ -162,6 +162,7 @@ Test(tamctl, suit_inspect)
 #include <sys/stat.h>
 #include <uv.h>
 
+#include "admin_fixture.h"
 #include "redis_fixture.h"
 #include "tam/admin.h"
 #include "tam/err.h"
@@ -172,58 +173,8 @@ Test(tamctl, suit_inspect)
 #include "tam/tls.h"
 #include "tam/tstore.h"
 
-struct admin_env {
-    struct tu_redis rs;
-    uv_loop_t loop;
-    uv_async_t stop;
-    pthread_t th;
-    struct tam_redis *redis;
-    struct tam_http_server *srv;
-    struct tam_admin *admin;
-    uint8_t kek[32];
-    bool op_done;
-    char op[TAM_TSTORE_TOKEN_LEN + 1];
-    char dir[64];
-    char base[160]; /* "--admin http://127.0.0.1:PORT" */
-};
-
-static struct admin_env A;
-
-static void on_admin_request(struct tam_http_request *req, void *ctx)
-{
-    struct admin_env *e = ctx;
-    if (tam_admin_handles(tam_http_request_target(req))) {
-        tam_admin_handle(req, e->admin);
-    } else {
-        (void)tam_http_respond_status(req, 404);
-    }
-}
-
-static void on_operator_token(void *arg, int err, const char *token)
-{
-    struct admin_env *e = arg;
-    cr_assert_eq(err, TAM_OK);
-    cr_assert_not_null(token);
-    snprintf(e->op, sizeof(e->op), "%s", token);
-    e->op_done = true;
-}
-
-static void on_admin_stop(uv_async_t *h)
-{
-    struct admin_env *e = h->data;
-    tam_http_server_destroy(e->srv);
-    tam_admin_destroy(e->admin);
-    tam_redis_destroy(e->redis);
-    uv_close((uv_handle_t *)h, NULL);
-}
-
-static void *admin_loop(void *arg)
-{
-    struct admin_env *e = arg;
-    uv_run(&e->loop, UV_RUN_DEFAULT);
-    tam_tls_thread_cleanup();
-    return NULL;
-}
+static struct tu_admin A;
+static char admin_base[160]; /* "--admin http://127.0.0.1:PORT" */
 
 static void write_file(const char *path, const char *text)
 {
@@ -247,23 +198,11 @@ static void make_cert(const char *dir, const char *name, const char *cn)
 
 static void admin_start_with(bool tls)
 {
-    memset(&A, 0, sizeof(A));
     tam_log_configure(TAM_LOG_WARN, TAM_LOG_LOGFMT, "test_tamctl");
-    tam_net_process_init();
     unsetenv("TAMGATE_ADMIN");
     unsetenv("TAMGATE_TOKEN_FILE");
     unsetenv("TAMGATE_TENANT");
-    tu_redis_start(&A.rs);
-    snprintf(A.dir, sizeof(A.dir), "/tmp/tamctl-admin-XXXXXX");
-    cr_assert_not_null(mkdtemp(A.dir));
-    cr_assert_eq(uv_loop_init(&A.loop), 0);
-    cr_assert_eq(tam_redis_create(&A.loop, A.rs.addr, NULL, NULL, NULL, &A.redis), TAM_OK);
-    cr_assert_eq(tam_random(A.kek, sizeof(A.kek)), TAM_OK);
-    struct tam_admin_opts o = {.kek = A.kek};
-    cr_assert_eq(tam_admin_create(&A.loop, A.redis, &o, &A.admin), TAM_OK);
-    struct tam_http_server_config cfg = {
-        .name = "admin", .handler = on_admin_request, .handler_ctx = &A};
-    cfg.limits.body_bytes = (uint32_t)tam_admin_body_limit(A.admin);
+    tu_admin_init(&A, "tamctl-admin");
     struct tam_tls_ctx *ctx = NULL;
     if (tls) {
         char cert[128], key[128];
@@ -273,29 +212,16 @@ static void admin_start_with(bool tls)
         snprintf(key, sizeof(key), "%s/server.key", A.dir);
         struct tam_tls_options to = {.cert_file = cert, .key_file = key};
         cr_assert_eq(tam_tls_ctx_create(&to, &ctx), TAM_OK);
-        cfg.tls = ctx;
     }
-    cr_assert_eq(tam_http_server_create(&A.loop, &cfg, &A.srv), TAM_OK);
+    tu_admin_serve(&A, false, ctx);
     tam_tls_ctx_unref(ctx); /* the server holds its own reference */
-    snprintf(A.base, sizeof(A.base), "--admin %s://%s:%u", tls ? "https" : "http",
-             tls ? "localhost" : "127.0.0.1", tam_http_server_port(A.srv));
-    for (int i = 0; i < 500 && !tam_redis_connected(A.redis); i++) {
-        uv_run(&A.loop, UV_RUN_NOWAIT);
-        usleep(2000);
-    }
-    cr_assert(tam_redis_connected(A.redis));
-    cr_assert_eq(tam_tstore_operator_ensure(A.redis, on_operator_token, &A), TAM_OK);
-    while (!A.op_done) {
-        uv_run(&A.loop, UV_RUN_ONCE);
-    }
+    snprintf(admin_base, sizeof(admin_base), "--admin %s://%s:%u", tls ? "https" : "http",
+             tls ? "localhost" : "127.0.0.1", A.port);
     char p[128];
     snprintf(p, sizeof(p), "%s/op.tok", A.dir);
     char tok[64];
     snprintf(tok, sizeof(tok), "  %s\n\n", A.op); /* whitespace is trimmed */
     write_file(p, tok);
-    A.stop.data = &A;
-    cr_assert_eq(uv_async_init(&A.loop, &A.stop, on_admin_stop), 0);
-    cr_assert_eq(pthread_create(&A.th, NULL, admin_loop, &A), 0);
 }
 
 static void admin_start(void)
@@ -310,14 +236,7 @@ static void admin_start_tls(void)
 
 static void admin_stop(void)
 {
-    uv_async_send(&A.stop);
-    pthread_join(A.th, NULL);
-    uv_run(&A.loop, UV_RUN_DEFAULT);
-    cr_assert_eq(uv_loop_close(&A.loop), 0, "handles left on the loop");
-    tu_redis_stop(&A.rs);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", A.dir);
-    cr_assert_eq(system(cmd), 0);
+    tu_admin_stop(&A);
 }
 
 /* tamctl --admin URL <args>, args formatted; the tokens live in A.dir. */
@@ -329,7 +248,7 @@ static void ctl(struct run *r, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(args, sizeof(args), fmt, ap);
     va_end(ap);
-    snprintf(line, sizeof(line), "%s %s", A.base, args);
+    snprintf(line, sizeof(line), "%s %s", admin_base, args);
     tamctl(r, line);
 }
 
@@ -649,7 +568,7 @@ Test(tamctl_tamd, against_the_real_tamd, .timeout = 60)
         usleep(10000);
     }
     cr_assert_eq(stat(p, &st), 0, "tamd wrote no operator token (see %s/tamd.log)", dir);
-    snprintf(A.base, sizeof(A.base), "--admin http://127.0.0.1:%u", admin_port);
+    snprintf(admin_base, sizeof(admin_base), "--admin http://127.0.0.1:%u", admin_port);
     struct run r;
     ctl(&r, "--token-file %s tenant create real --attestation none --token-out %s/real.tok", p,
         dir);

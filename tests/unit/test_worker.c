@@ -1234,9 +1234,9 @@ Test(worker, policy_rules_from_json)
     answer_finish(&ap);
 }
 
-Test(worker, tam_built_manifest_is_signed_once_and_cached)
+/* A TAM-built component (a 20-byte binary, URI delivery) of the spec's SecureFS TA id. */
+static void put_tam_built(const char *tenant, const uint8_t bin[20], uint64_t sequence)
 {
-    static const uint8_t bin[] = "Hello, Secure World!";
     struct tam_store_component c;
     memset(&c, 0, sizeof(c));
     c.component.n = 4;
@@ -1246,11 +1246,17 @@ Test(worker, tam_built_manifest_is_signed_once_and_cached)
                                       "\x99\x7f\x74",
                                       16);
     c.component.seg[3] = tam_bytes_of("ta", 2);
-    c.sequence = 5;
+    c.sequence = sequence;
     c.binary = tam_bytes_of(bin, 20);
     c.delivery = TAM_STORE_DELIVERY_URI;
     c.uri = tam_bytes_of("https://example.org/tc.ta", 25);
-    put_component(ACME, &c);
+    put_component(tenant, &c);
+}
+
+Test(worker, tam_built_manifest_is_signed_once_and_cached)
+{
+    static const uint8_t bin[] = "Hello, Secure World!";
+    put_tam_built(ACME, bin, 5);
     install_uri_policy(ACME);
     worker_start(0, "w1");
     uint8_t k1[32], k2[32];
@@ -1689,20 +1695,7 @@ Test(worker_redis, manifest_key_from_redis_signs_tam_built_manifests)
 {
     rt_create(RT, R.kek, R.seal);
     static const uint8_t bin[] = "Hello, Redis tenant!";
-    struct tam_store_component c;
-    memset(&c, 0, sizeof(c));
-    c.component.n = 4;
-    c.component.seg[0] = tam_bytes_of("TEEP-Device", 11);
-    c.component.seg[1] = tam_bytes_of("SecureFS", 8);
-    c.component.seg[2] = tam_bytes_of("\x8d\x82\x57\x3a\x92\x6d\x47\x54\x93\x53\x32\xdc\x29"
-                                      "\x99\x7f\x74",
-                                      16);
-    c.component.seg[3] = tam_bytes_of("ta", 2);
-    c.sequence = 3;
-    c.binary = tam_bytes_of(bin, 20);
-    c.delivery = TAM_STORE_DELIVERY_URI;
-    c.uri = tam_bytes_of("https://example.org/tc.ta", 25);
-    put_component(RT, &c);
+    put_tam_built(RT, bin, 3);
     install_uri_policy(RT);
     worker_start(0, "w1");
     struct answer a;

@@ -12,7 +12,9 @@
 //   3. KEDA ScaledObject (keda.sh/v1alpha1, not in kubernetes-models): required fields and
 //      known keys only;
 // and across the documents of one FILE (a rendered kustomization):
-//   4. references: ConfigMaps and Secrets mounted or used by env, HPA / ScaledObject / PDB /
+//   4. references: ConfigMaps and Secrets mounted (also through projected volumes; the keys
+//      picked by `items` must exist when the object is in the file) or used by env, HPA /
+//      ScaledObject / PDB /
 //      Service targets, probe and Service port names, StatefulSet serviceName; objects made
 //      elsewhere are named with --external Kind/name (e.g. Secret/tamgate-keys).
 // Prints one line per problem and "N passed, N failed" (documents); exit 1 on any failure.
@@ -129,6 +131,23 @@ function checkRefs(objs, external, report) {
   const have = new Set(external);
   for (const { o } of objs) have.add(`${o.kind}/${o.metadata?.name}`);
   const need = (w, ref) => { if (!have.has(ref)) report(w, `references ${ref}, which is not defined`); };
+  // Keys of the ConfigMaps and Secrets defined in this file (not of --external ones).
+  const keysOf = new Map();
+  for (const { o } of objs) {
+    if (o.kind !== "ConfigMap" && o.kind !== "Secret") continue;
+    keysOf.set(`${o.kind}/${o.metadata?.name}`, new Set([
+      ...Object.keys(o.data || {}), ...Object.keys(o.stringData || {}), ...Object.keys(o.binaryData || {})]));
+  }
+  // A mount that picks items by key: each key must exist (a typo would fail the pod's start).
+  const needKeys = (w, kind, name, items) => {
+    const ref = `${kind}/${name}`;
+    need(w, ref);
+    const keys = keysOf.get(ref);
+    if (!keys) return;
+    for (const it of items || []) {
+      if (!keys.has(it.key)) report(w, `uses key ${it.key} of ${ref}, which has no such key`);
+    }
+  };
   const pods = objs.filter(({ o }) => podKinds.includes(o.kind));
   for (const { o, w } of pods) {
     const t = o.spec?.template;
@@ -137,8 +156,12 @@ function checkRefs(objs, external, report) {
     const ps = t?.spec || {};
     if (ps.serviceAccountName) need(w, `ServiceAccount/${ps.serviceAccountName}`);
     for (const v of ps.volumes || []) {
-      if (v.configMap && !v.configMap.optional) need(w, `ConfigMap/${v.configMap.name}`);
-      if (v.secret && !v.secret.optional) need(w, `Secret/${v.secret.secretName}`);
+      if (v.configMap && !v.configMap.optional) needKeys(w, "ConfigMap", v.configMap.name, v.configMap.items);
+      if (v.secret && !v.secret.optional) needKeys(w, "Secret", v.secret.secretName, v.secret.items);
+      for (const src of v.projected?.sources || []) {
+        if (src.configMap && !src.configMap.optional) needKeys(w, "ConfigMap", src.configMap.name, src.configMap.items);
+        if (src.secret && !src.secret.optional) needKeys(w, "Secret", src.secret.name, src.secret.items);
+      }
     }
     const vols = new Set((ps.volumes || []).map((v) => v.name));
     for (const c of o.spec?.volumeClaimTemplates || []) vols.add(c.metadata?.name);

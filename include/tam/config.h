@@ -177,6 +177,8 @@ struct tam_config {
     char *tls_cert;               /* tls-cert T "": PEM path; given together with tls-key */
     char *tls_key;                /* tls-key T "" */
     int tls_min_version;          /* tls-min-version T 1.2|1.3 (1.3): tam_config_tls_version */
+    char *admin_tls_cert;         /* admin-tls-cert T "": PEM path; HTTPS on the admin listener */
+    char *admin_tls_key;          /* admin-tls-key T "" */
     int log_level;                /* log-level TWC error|warn|info|debug (info): tam_log_level */
     int log_format;               /* log-format TWC logfmt|json (logfmt): tam_log_format */
     uint64_t max_body;            /* max-body T 1MiB, 1KiB..64MiB */

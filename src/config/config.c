@@ -64,6 +64,10 @@ const struct tam_cfg_opt tam_config__options[] = {
      .help = "PEM certificate chain for the TEEP listener; empty: plain HTTP"},
     {"tls-key", TAM_CFG_STR, FIELD(tls_key), T, .def_s = "",
      .help = "PEM private key of tls-cert"},
+    {"admin-tls-cert", TAM_CFG_STR, FIELD(admin_tls_cert), T, .def_s = "",
+     .help = "PEM certificate chain for the admin listener; empty: plain HTTP"},
+    {"admin-tls-key", TAM_CFG_STR, FIELD(admin_tls_key), T, .def_s = "",
+     .help = "PEM private key of admin-tls-cert"},
     {"tls-min-version", TAM_CFG_ENUM, FIELD(tls_min_version), T, .def_s = "1.3",
      .enums = tls_versions, .help = "lowest TLS version accepted"},
     {"log-level", TAM_CFG_ENUM, FIELD(log_level), T | W | C, .def_s = "info",
@@ -550,6 +554,9 @@ int tam_config_validate(const struct tam_config *cfg, struct tam_buf *err)
     bool tamd = (cfg->program & TAM_PROG_TAMD) != 0;
     if (tamd && (cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {
         return tam_config__fail(err, "tls-cert and tls-key must be given together");
+    }
+    if (tamd && (cfg->admin_tls_cert[0] == '\0') != (cfg->admin_tls_key[0] == '\0')) {
+        return tam_config__fail(err, "admin-tls-cert and admin-tls-key must be given together");
     }
     const char *dt = cfg->default_tenant;
     if (tamd && dt[0] != '\0' && !tam_tenant_id_valid(dt, strlen(dt))) {

@@ -336,22 +336,34 @@ static int listen_on(struct tam_gw *gw, const struct tam_addr *a, const char *na
     return err;
 }
 
-static int make_tls(const struct tam_config *c, struct tam_tls_ctx **out)
+/* A TLS context for one listener (NULL when cert is empty: plain HTTP). */
+static int make_tls_for(const struct tam_config *c, const char *cert, const char *key,
+                        struct tam_tls_ctx **out)
 {
     *out = NULL;
-    if (c->tls_cert[0] == '\0') {
+    if (cert[0] == '\0') {
         return TAM_OK;
     }
     struct tam_tls_options o = {
-        .cert_file = c->tls_cert,
-        .key_file = c->tls_key,
+        .cert_file = cert,
+        .key_file = key,
         .allow_tls12 = c->tls_min_version == TAM_CONFIG_TLS_1_2,
     };
     int err = tam_tls_ctx_create(&o, out);
     if (err != TAM_OK) {
-        tam_log(TAM_LOG_ERROR, "event=tls_failed cert=%s err=%s", c->tls_cert, tam_errname(err));
+        tam_log(TAM_LOG_ERROR, "event=tls_failed cert=%s err=%s", cert, tam_errname(err));
     }
     return err;
+}
+
+static int make_tls(const struct tam_config *c, struct tam_tls_ctx **out)
+{
+    return make_tls_for(c, c->tls_cert, c->tls_key, out);
+}
+
+static int make_admin_tls(const struct tam_config *c, struct tam_tls_ctx **out)
+{
+    return make_tls_for(c, c->admin_tls_cert, c->admin_tls_key, out);
 }
 
 static int start_listeners(struct tam_gw *gw)
@@ -372,6 +384,7 @@ static int start_listeners(struct tam_gw *gw)
     sc.limits.body_bytes = gw->adm != NULL ? (uint32_t)tam_admin_body_limit(gw->adm) : 64u << 10;
     sc.limits.header_timeout_ms = 5000;
     sc.handler = tam_gw_admin_handle;
+    sc.tls = gw->admin_tls;
     return listen_on(gw, &gw->cfg.admin_listen, "admin", &sc, &gw->admin);
 }
 
@@ -435,6 +448,11 @@ int tam_gw_check_config(const struct tam_config *cfg)
     if (err == TAM_OK) {
         err = make_tls(cfg, &tls);
     }
+    tam_tls_ctx_unref(tls);
+    tls = NULL;
+    if (err == TAM_OK) {
+        err = make_admin_tls(cfg, &tls);
+    }
     tam_gw_tenants_destroy(reg);
     tam_tls_ctx_unref(tls);
     return err;
@@ -462,6 +480,9 @@ int tam_gw_create(uv_loop_t *loop, struct tam_config *cfg, const char *redis_add
     }
     if (err == TAM_OK) {
         err = make_tls(&gw->cfg, &gw->tls);
+    }
+    if (err == TAM_OK) {
+        err = make_admin_tls(&gw->cfg, &gw->admin_tls);
     }
     if (err == TAM_OK) {
         err = tam_gw_keycache_init(&gw->keys, TAM_GW_KEYCACHE_MAX, TAM_GW_KEYCACHE_TTL_MS);
@@ -506,6 +527,7 @@ static void warn_restart_needed(const struct tam_config *o, const struct tam_con
     tam_config_format_addr(&n->admin_listen, b, sizeof(b));
     bool changed = listen || strcmp(a, b) != 0 || strcmp(o->redis, n->redis) != 0 ||
                    (o->tls_cert[0] == '\0') != (n->tls_cert[0] == '\0') ||
+                   (o->admin_tls_cert[0] == '\0') != (n->admin_tls_cert[0] == '\0') ||
                    o->max_body != n->max_body || o->max_connections != n->max_connections ||
                    o->procs != n->procs;
     if (changed) {
@@ -527,15 +549,19 @@ int tam_gw_reload(struct tam_gw *gw)
     }
     tam_buf_finish(&msg);
     struct tam_gw_tenants *reg = NULL;
-    struct tam_tls_ctx *tls = NULL;
+    struct tam_tls_ctx *tls = NULL, *admin_tls = NULL;
     if (err == TAM_OK) {
         err = build_tenants(gw, &nc, &reg);
     }
     if (err == TAM_OK && gw->tls != NULL) {
         err = make_tls(&nc, &tls);
     }
+    if (err == TAM_OK && gw->admin_tls != NULL) {
+        err = make_admin_tls(&nc, &admin_tls);
+    }
     if (err != TAM_OK) {
         gw->stats.reload_failures++;
+        tam_tls_ctx_unref(tls);
         tam_gw_tenants_destroy(reg);
         tam_config_finish(&nc);
         tam_log(TAM_LOG_WARN, "event=reload_rejected msg=\"keeping the running configuration\"");
@@ -547,6 +573,13 @@ int tam_gw_reload(struct tam_gw *gw)
         }
         tam_tls_ctx_unref(gw->tls);
         gw->tls = tls;
+    }
+    if (admin_tls != NULL) {
+        if (tam_http_server_set_tls(gw->admin, admin_tls) != TAM_OK) {
+            tam_log(TAM_LOG_WARN, "event=tls_reload_failed srv=admin");
+        }
+        tam_tls_ctx_unref(gw->admin_tls);
+        gw->admin_tls = admin_tls;
     }
     warn_restart_needed(&gw->cfg, &nc);
     tam_gw_tenants_destroy(gw->tenants); /* requests in flight hold their own tenant refs */
@@ -635,6 +668,7 @@ static void free_gw(struct tam_gw *gw)
     tam_gw_tenants_destroy(gw->tenants);
     tam_gw_rtenants_destroy(gw->rtenants); /* after the Redis client: no callback is left */
     tam_tls_ctx_unref(gw->tls);
+    tam_tls_ctx_unref(gw->admin_tls);
     tam_gw_secrets_finish(&gw->secrets);
     tam_config_finish(&gw->cfg);
     tam_free(gw);

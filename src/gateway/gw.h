@@ -268,6 +268,7 @@ struct tam_gw {
     struct tam_gw_rtenants *rtenants; /* admin API tenants; NULL without a KEK */
     bool operator_ensured;   /* the operator token exists (checked once per process) */
     struct tam_tls_ctx *tls;        /* owned reference; NULL on plain HTTP */
+    struct tam_tls_ctx *admin_tls;  /* the admin listener's; NULL on plain HTTP */
     struct tam_http_server *api;
     struct tam_http_server *admin;
     struct tam_redis *rc; /* commands */

@@ -384,17 +384,20 @@ static void start_demo(struct super *s)
                               "HOST:PORT\"");
         return;
     }
-    bool tls = c->tls_cert[0] != '\0';
+    bool tls = c->tls_cert[0] != '\0', admin_tls = c->admin_tls_cert[0] != '\0';
     char host[TAM_ADDR_HOST_MAX + 2], lhost[TAM_ADDR_HOST_MAX + 2];
     url_host(c->admin_listen.host, host, sizeof(host));
     url_host(c->listen.host, lhost, sizeof(lhost));
-    (void)snprintf(s->demo_args[0], sizeof(s->demo_args[0]), "http://%s:%u", host,
-                   c->admin_listen.port);
+    (void)snprintf(s->demo_args[0], sizeof(s->demo_args[0]), "%s://%s:%u",
+                   admin_tls ? "https" : "http", host, c->admin_listen.port);
     (void)snprintf(s->demo_args[1], sizeof(s->demo_args[1]), "%s://%s:%u/tam/demo",
                    tls ? "https" : "http", lhost, c->listen.port);
     (void)snprintf(s->demo_args[2], sizeof(s->demo_args[2]), "%s:%u", c->admin_listen.host,
                    (unsigned)c->admin_listen.port + 1u);
-    (void)snprintf(s->demo_args[3], sizeof(s->demo_args[3]), "%s", tls ? c->tls_cert : "");
+    /* One CA file serves both clients: self-signed certificates (the usual demo) need the
+     * same file on both listeners, or a bundle of both given as tls-cert. */
+    (void)snprintf(s->demo_args[3], sizeof(s->demo_args[3]), "%s",
+                   tls ? c->tls_cert : admin_tls ? c->admin_tls_cert : "");
     spawn(&s->demo);
 }
 

@@ -996,7 +996,7 @@ Test(config, help_lists_every_option)
         env[k] = '\0';
         cr_assert_eq(strstr(t, env) != NULL, !worker_only, "%s", env);
     }
-    cr_assert_eq(n, 34);
+    cr_assert_eq(n, 36);
     cr_assert(strstr(t, "  --max-body SIZE\n      largest request body\n"
                         "      default 1MiB; range 1KiB..64MiB; env TAMGATE_MAX_BODY\n") != NULL,
               "%s", t);

@@ -1911,3 +1911,39 @@ Test(gateway, admin_api_needs_a_kek)
     resp_free(&r);
     gw_finish();
 }
+
+Test(gateway, admin_listener_over_tls)
+{
+    char kdir[] = "/tmp/tu-atls-XXXXXX", extra[900], cmd[1200];
+    cr_assert_not_null(mkdtemp(kdir));
+    snprintf(cmd, sizeof(cmd),
+             "head -c 32 /dev/urandom > %s/kek.key && openssl req -x509 -newkey ec "
+             "-pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost "
+             "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout %s/admin.key "
+             "-out %s/admin.pem >/dev/null 2>&1",
+             kdir, kdir, kdir);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(extra, sizeof(extra),
+             "kek-file = %s/kek.key\noperator-token-file = %s/op.token\n"
+             "admin-tls-cert = %s/admin.pem\nadmin-tls-key = %s/admin.key\n",
+             kdir, kdir, kdir, kdir);
+    struct gwopts o = {.extra = extra, .no_wait = true};
+    gw_start(&o);
+    /* HTTPS only: the admin API and the probes answer over TLS with the configured cert. */
+    char out[256];
+    snprintf(cmd, sizeof(cmd),
+             "for i in $(seq 100); do curl -sf --cacert %s/admin.pem "
+             "https://127.0.0.1:%u/readyz && exit 0; sleep 0.1; done; exit 1",
+             kdir, G.admin);
+    cr_assert_eq(run(out, sizeof(out), "%s", cmd), 0, "%s", out);
+    snprintf(cmd, sizeof(cmd),
+             "curl -s -o /dev/null -w '%%{http_code}' --cacert %s/admin.pem "
+             "-H \"Authorization: Bearer $(cat %s/op.token)\" https://127.0.0.1:%u/v1/tenants",
+             kdir, kdir, G.admin);
+    cr_assert_eq(run(out, sizeof(out), "%s", cmd), 0);
+    cr_assert_str_eq(out, "200");
+    cr_assert_eq(http_status(G.admin, "/healthz"), -1, "no plain HTTP on the admin port");
+    gw_finish();
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", kdir);
+    (void)system(cmd);
+}

@@ -3,33 +3,48 @@
 
 #include <wolfssl/wolfcrypt/sha256.h>
 
-#include <sys/types.h>
-#include <unistd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 
 #include "tam/err.h"
 
 /*
  * One DRBG per process. A forked child inherits a copy of the parent's state and
- * would repeat its output (DEPS.md 8.1), so the owner's pid is recorded and the
- * DRBG is re-seeded from the OS whenever getpid() differs. glibc does not cache
- * getpid(), so the check is exact. Processes are single-threaded.
+ * would repeat its output (DEPS.md 8.1), so a pthread_atfork child handler marks the
+ * state stale and the child re-seeds from the OS on its first use. (This replaced a
+ * getpid() comparison on every call: glibc does not cache getpid(), and the system call
+ * was 4% of a worker's CPU.) Processes are single-threaded.
  */
 static WC_RNG rng_state;
-static pid_t rng_pid; /* 0 while rng_state is not initialised */
+static bool rng_ready;
+static volatile sig_atomic_t rng_forked; /* set in a forked child, before it runs */
+static pthread_once_t rng_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void)
+{
+    rng_forked = 1;
+}
+
+static void register_fork_handler(void)
+{
+    (void)pthread_atfork(NULL, NULL, on_fork_child);
+}
 
 int tam_crypto__rng(WC_RNG **out)
 {
-    pid_t pid = getpid();
-    if (rng_pid != pid) {
-        if (rng_pid != 0) {
-            /* The inherited copy is private to this process; release it. */
-            wc_FreeRng(&rng_state);
-            rng_pid = 0;
-        }
+    (void)pthread_once(&rng_once, register_fork_handler);
+    if (rng_forked && rng_ready) {
+        /* The inherited copy is private to this process; release it. */
+        wc_FreeRng(&rng_state);
+        rng_ready = false;
+    }
+    rng_forked = 0;
+    if (!rng_ready) {
         if (wc_InitRng(&rng_state) != 0) {
             return TAM_ECRYPTO;
         }
-        rng_pid = pid;
+        rng_ready = true;
     }
     *out = &rng_state;
     return TAM_OK;

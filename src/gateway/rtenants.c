@@ -3,8 +3,9 @@
  * per process: id -> immutable tam_tenant snapshot (or "absent").
  *
  * Freshness without pub/sub: an entry is trusted for TAM_GW_RTENANT_FRESH_MS; the first
- * lookup after that waits for one HGET of the record's rev (a change, a deletion or a rotated
- * key bumps or removes it; requests arriving meanwhile join the wait) and the snapshot is
+ * lookup after that waits for one HMGET of the record's rev and creation time (a change, a
+ * deletion, a re-creation or a rotated key changes or removes them; requests arriving
+ * meanwhile join the wait) and the snapshot is
  * reloaded when it changed. So no request starting a second after a change sees the old
  * tenant, at the cost of one tiny command per tenant and second, and it works on Redis
  * Cluster (the admin's PUBLISH on tam:{events} is for other consumers).
@@ -37,7 +38,7 @@ struct rt_entry {
     char id[TAM_TENANT_ID_MAX + 1];
     uint32_t hash;
     struct tam_tenant *t; /* owned reference; NULL: absent (or never loaded) */
-    uint64_t rev;
+    uint64_t rev, created; /* identify the snapshot: a re-created tenant restarts rev at 0 */
     uint64_t checked_ms; /* uv_now of the last load or revalidation */
     bool loading;        /* a load or revalidation is in flight */
     bool loaded;         /* checked_ms means something */
@@ -181,14 +182,19 @@ static int apply_load(struct tam_gw_rtenants *rt, struct rt_entry *e, const redi
     struct tam_tstore_cfg c;
     tam_tstore_cfg_default(&c);
     for (size_t i = 0; i < ncfg; i++) {
-        if (cfg[i].name_len == 3 && memcmp(cfg[i].name, "rev", 3) == 0) {
-            int bad = tam_tstore_cfg_set(&c, "rev", (const char *)cfg[i].value, cfg[i].value_len);
-            c.rev = bad == TAM_OK ? c.rev : 0; /* a bad rev only costs a reload later */
+        char name[32];
+        if (cfg[i].name_len < sizeof(name)) {
+            memcpy(name, cfg[i].name, cfg[i].name_len);
+            name[cfg[i].name_len] = '\0';
+            /* tam_tstore_tenant_build validated the record; only rev and created matter. */
+            int bad = tam_tstore_cfg_set(&c, name, (const char *)cfg[i].value, cfg[i].value_len);
+            (void)bad;
         }
     }
     tam_tenant_unref(e->t);
     e->t = t;
     e->rev = c.rev;
+    e->created = c.created_ms;
     return TAM_OK;
 }
 
@@ -230,9 +236,15 @@ static void on_rev(struct tam_redis *r, int status, const redisReply *reply, voi
     }
     struct tam_tstore_cfg c;
     tam_tstore_cfg_default(&c);
-    bool exists = reply->type == REDIS_REPLY_STRING &&
-                  tam_tstore_cfg_set(&c, "rev", reply->str, reply->len) == TAM_OK;
-    if (exists == (e->t != NULL) && (!exists || c.rev == e->rev)) {
+    bool exists = reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+                  reply->element[0]->type == REDIS_REPLY_STRING &&
+                  reply->element[1]->type == REDIS_REPLY_STRING &&
+                  tam_tstore_cfg_set(&c, "rev", reply->element[0]->str,
+                                     reply->element[0]->len) == TAM_OK &&
+                  tam_tstore_cfg_set(&c, "created", reply->element[1]->str,
+                                     reply->element[1]->len) == TAM_OK;
+    bool same = c.rev == e->rev && c.created_ms == e->created;
+    if (exists == (e->t != NULL) && (!exists || same)) {
         finish_check(rt, e, TAM_OK);
         return;
     }
@@ -245,7 +257,7 @@ static int revalidate(struct tam_gw_rtenants *rt, struct rt_entry *e)
 {
     char kc[TAM_KEY_MAX];
     tam_key_tenant(kc, e->id, "cfg");
-    int err = tam_redis_command(rt->gw->rc, on_rev, e, "HGET %s rev", kc);
+    int err = tam_redis_command(rt->gw->rc, on_rev, e, "HMGET %s rev created", kc);
     e->loading = err == TAM_OK;
     return err;
 }

@@ -1900,6 +1900,19 @@ Test(gateway, admin_api_tenants_served_without_restart)
     json_decref(admin_json("DELETE", "/v1/tenants/acme", NULL, 204));
     sleep_ms(1100);
     cr_assert_eq(http_do(G.port, "POST", "/tam/acme", TEEP_ACCEPT, NULL, 0, NULL), 404);
+    /* Re-created under the same id (its rev starts again at 0) between two checks: the next
+     * session is signed with the new tenant's keys, not the cached old ones. */
+    json_decref(admin_json("POST", "/v1/tenants", "{\"id\":\"acme\"}", 201));
+    sleep_ms(1100);
+    t = admin_json("GET", "/v1/tenants/acme", NULL, 200);
+    check_tenant_qr("/tam/acme", t, 2);
+    json_decref(t);
+    json_decref(admin_json("DELETE", "/v1/tenants/acme", NULL, 204));
+    json_decref(admin_json("POST", "/v1/tenants", "{\"id\":\"acme\"}", 201));
+    sleep_ms(1100);
+    t = admin_json("GET", "/v1/tenants/acme", NULL, 200);
+    check_tenant_qr("/tam/acme", t, 2);
+    json_decref(t);
     gw_finish();
     snprintf(cmd, sizeof(cmd), "rm -rf %s", kdir);
     (void)system(cmd);

@@ -20,6 +20,11 @@ void tam_log_configure(int level, enum tam_log_format format, const char *progra
     }
 }
 
+const char *tam_log_level_name(int level)
+{
+    return level >= 0 && level < (int)TAM_ARRAY_LEN(level_names) ? level_names[level] : "info";
+}
+
 int tam_log_level_parse(const char *name)
 {
     for (size_t i = 0; i < TAM_ARRAY_LEN(level_names); i++) {

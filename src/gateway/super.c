@@ -269,6 +269,11 @@ static int child_args(const struct proc *p, const char **args)
         args[n++] = s->redis_addr;
         args[n++] = "--data-dir";
         args[n++] = s->cfg->data_dir;
+        /* The workers log like tamd, whether the level came from a flag, the file or env. */
+        args[n++] = "--log-level";
+        args[n++] = tam_log_level_name(s->cfg->log_level);
+        args[n++] = "--log-format";
+        args[n++] = s->cfg->log_format == TAM_LOG_JSON ? "json" : "logfmt";
         if (s->cfg->config_path != NULL) {
             args[n++] = "--config";
             args[n++] = s->cfg->config_path;

@@ -317,8 +317,9 @@ Test(e2e, demo_zero_configuration)
         snprintf(log, sizeof(log), "%s/tamd.log", dir);
         f = f != NULL ? freopen(log, "w", stderr) : NULL;
         (void)f;
-        char *argv[] = {tamd,     "--data-dir", dir,     "--demo", "--listen", listen,
-                        "--admin-listen", admin, "--workers", "2", NULL};
+        char *argv[] = {tamd,    "--data-dir", dir,     "--demo",      "--listen",
+                        listen,  "--admin-listen", admin, "--workers", "2",
+                        "--log-level", "warn", NULL};
         execv(argv[0], argv);
         _exit(127);
     }
@@ -335,6 +336,10 @@ Test(e2e, demo_zero_configuration)
     cr_assert_eq(mode_of(dir, "demo.token"), 0600);
     cr_assert_eq(mode_of(dir, "kek.key"), 0600);
     cr_assert_eq(mode_of(dir, "worker-seal.pem"), 0600);
+    /* The supervised workers log at tamd's level (one info line per job otherwise). */
+    char log[300];
+    snprintf(log, sizeof(log), "%s/tamd.log", dir);
+    cr_assert_not(file_has(log, "level=info prog=tam-worker"), "see %s", log);
     kill(pid, SIGTERM);
     int st;
     cr_assert_eq(waitpid(pid, &st, 0), pid);

@@ -36,6 +36,7 @@ struct tctx {
     struct tam_key *keys[N_PUB_SLOTS];  /* create: the keys to store, by pub_slots index */
     char *pub[N_PUB_SLOTS];             /* their public PEMs (tam_malloc) */
     struct tam_buf sealed[N_PUB_SLOTS]; /* their sealed private keys */
+    long long devices;                  /* GET: registered or learned devices; -1 unknown */
 };
 
 static void tctx_free(void *p)
@@ -54,6 +55,7 @@ static struct tctx *tctx_new(struct adm_op *op)
 {
     struct tctx *c = tam_calloc(1, sizeof(*c));
     if (c != NULL) {
+        c->devices = -1; /* only GET counts them */
         op->ctx = c;
         op->ctx_free = tctx_free;
     }
@@ -448,6 +450,10 @@ static void on_pubs(struct adm_op *op, const redisReply *r)
         }
     }
     json_t *j = tenant_json(op->tenant, &c->cfg, pub, lens);
+    if (j != NULL && c->devices >= 0 && !adm_set(j, "devices", json_integer(c->devices))) {
+        json_decref(j);
+        j = NULL;
+    }
     if (j == NULL) {
         adm_fail(op, TAM_ENOMEM, "tenant view");
         return;
@@ -484,10 +490,20 @@ static bool load_cfg(struct adm_op *op, const redisReply *r, struct tctx *c)
     return true;
 }
 
+static void on_count(struct adm_op *op, const redisReply *r)
+{
+    struct tctx *c = op->ctx;
+    c->devices = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    get_pubs(op);
+}
+
+/* GET: the configuration, the number of devices, then the public keys. */
 static void on_cfg(struct adm_op *op, const redisReply *r)
 {
     if (load_cfg(op, r, op->ctx)) {
-        get_pubs(op);
+        adm_arg_str(op, "SCARD");
+        arg_key(op, "devices");
+        adm_redis(op, on_count);
     }
 }
 

@@ -116,6 +116,9 @@ static void print_tenant(json_t *j)
         tamctl_kv(fields[i][0], tamctl_fmt_scalar(json_object_get(j, fields[i][1]), b, sizeof(b)));
     }
     tamctl_kv("CREATED", tamctl_fmt_ms(json_object_get(j, "created"), b, sizeof(b)));
+    if (json_object_get(j, "devices") != NULL) {
+        tamctl_kv("DEVICES", tamctl_fmt_scalar(json_object_get(j, "devices"), b, sizeof(b)));
+    }
     limits_line(json_object_get(j, "limits"), b, sizeof(b));
     tamctl_kv("LIMITS", b);
     putchar('\n');
@@ -249,11 +252,12 @@ static void tenant_row(struct tamctl_admin *a, struct tamctl_table *t, const cha
     if (!tamctl_segment_ok(id, "tenant id") || tamctl_api(a, "GET", path, NULL, &d) != 0) {
         d = NULL; /* listed, then gone or unreadable: the row shows dashes */
     }
-    char created[64];
+    char created[64], devices[32];
     const char *row[] = {id,
                          json_string_value(json_object_get(d, "numbering")),
                          json_string_value(json_object_get(d, "attestation")),
                          json_string_value(json_object_get(d, "enrollment")),
+                         tamctl_fmt_scalar(json_object_get(d, "devices"), devices, sizeof(devices)),
                          json_string_value(json_object_get(d, "tam_uri")),
                          tamctl_fmt_ms(json_object_get(d, "created"), created, sizeof(created))};
     tamctl_table_add(t, row);
@@ -268,7 +272,7 @@ static int tenant_list(struct tamctl_admin *a)
         tamctl_print_answer(j);
     } else if (rc == 0) {
         static const char *const head[] = {"ID",      "NUMBERING", "ATTESTATION", "ENROLLMENT",
-                                           "TAM_URI", "CREATED",   NULL};
+                                           "DEVICES", "TAM_URI",   "CREATED",     NULL};
         struct tamctl_table t;
         tamctl_table_init(&t, head);
         json_t *arr = json_object_get(j, "tenants");

@@ -400,6 +400,10 @@ Test(tamctl_admin, operator_and_tenant_scenario)
     cr_assert_not_null(strstr(r.out, kid), "%s", r.out);
     cr_assert_eq(column_of(r.out, kid, "beta,eu"), column_of(r.out, "KID", "LABELS"), "%s", r.out);
     cr_assert_eq(column_of(r.out, kid, "registered"), column_of(r.out, "KID", "STATUS"));
+    /* The operator's tenant list counts acme's one device. */
+    ctl(&r, "--token-file %s/op.tok tenant list", d);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_eq(column_of(r.out, "acme ", "1 "), column_of(r.out, "ID ", "DEVICES"), "%s", r.out);
     ctl(&r, "--token-file %s/acme.tok --tenant acme device list --label eu --json", d);
     cr_assert_eq(r.status, 0, "%s", r.err);
     j = json_loads(r.out, 0, NULL);

@@ -231,6 +231,22 @@ void adm_json(struct adm_op *op, int status, json_t *body, const char *location)
     tam_free(text);
 }
 
+void adm_json_list(struct adm_op *op, const char *member, json_t *arr, bool ok)
+{
+    json_t *o = ok && arr != NULL ? json_object() : NULL;
+    if (o == NULL) {
+        json_decref(arr);
+        adm_fail(op, TAM_ENOMEM, member);
+        return;
+    }
+    if (!adm_set(o, member, arr)) { /* jansson releases arr when the set fails */
+        json_decref(o);
+        adm_fail(op, TAM_ENOMEM, member);
+        return;
+    }
+    adm_json(op, 200, o, NULL);
+}
+
 static const struct problem_kind {
     int status;
     const char *slug;

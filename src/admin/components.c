@@ -470,15 +470,7 @@ static void on_all_fields(struct adm_op *op, const redisReply *r)
              adm_set(e, "ref", json_stringn(f[i]->str, f[i]->len));
         ok = ok && json_array_append_new(arr, e) == 0;
     }
-    json_t *o = ok ? json_object() : NULL;
-    if (o == NULL || !adm_set(o, "components", json_incref(arr))) {
-        json_decref(arr);
-        json_decref(o);
-        adm_fail(op, TAM_ENOMEM, "list");
-        return;
-    }
-    json_decref(arr);
-    adm_json(op, 200, o, NULL);
+    adm_json_list(op, "components", arr, ok);
 }
 
 static void component_list(struct adm_op *op)

@@ -121,6 +121,8 @@ char *adm_strdup(struct adm_op *op, const char *s, size_t len);
 /* ---- responses (each one ends the op) ---- */
 
 void adm_json(struct adm_op *op, int status, json_t *body, const char *location);
+/* 200 {"<member>": arr}; takes arr. !ok (building arr failed) or no memory: a 5xx problem. */
+void adm_json_list(struct adm_op *op, const char *member, json_t *arr, bool ok);
 void adm_problem(struct adm_op *op, int status, const char *fmt, ...) TAM_PRINTF(3, 4);
 void adm_empty(struct adm_op *op, int status);
 void adm_raw(struct adm_op *op, int status, const char *ctype, const void *body, size_t len);

@@ -222,15 +222,7 @@ static void on_anchor_list(struct adm_op *op, const redisReply *r)
             ok = j == NULL || json_array_append_new(arr, j) == 0;
         }
     }
-    json_t *o = ok ? json_object() : NULL;
-    if (o == NULL || !adm_set(o, "trust_anchors", json_incref(arr))) {
-        json_decref(arr);
-        json_decref(o);
-        adm_fail(op, TAM_ENOMEM, "trust anchors");
-        return;
-    }
-    json_decref(arr);
-    adm_json(op, 200, o, NULL);
+    adm_json_list(op, "trust_anchors", arr, ok);
 }
 
 static void anchor_list(struct adm_op *op)

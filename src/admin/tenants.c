@@ -550,15 +550,7 @@ static void on_list(struct adm_op *op, const redisReply *r)
         (void)snprintf(uri, sizeof(uri), "/tam/%.63s", ids[i]);
         ok = json_array_append_new(arr, json_pack("{s:s, s:s}", "id", ids[i], "tam_uri", uri)) == 0;
     }
-    json_t *o = json_object();
-    if (!ok || o == NULL || !adm_set(o, "tenants", json_incref(arr))) {
-        json_decref(arr);
-        json_decref(o);
-        adm_fail(op, TAM_ENOMEM, "list");
-        return;
-    }
-    json_decref(arr);
-    adm_json(op, 200, o, NULL);
+    adm_json_list(op, "tenants", arr, ok);
 }
 
 static void tenant_list(struct adm_op *op)

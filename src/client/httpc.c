@@ -325,7 +325,22 @@ static void on_write(uv_write_t *req, int status)
 
 int tam_httpc__conn_write(struct httpc_conn *c, const uint8_t *data, size_t len)
 {
-    /* A private copy: the source may be released (timeout) before libuv is done with it. */
+    /* Written at once when the socket takes it (the usual case): no copy, no write request,
+     * and no epoll_ctl (libuv 1.44 re-registers the descriptor after each uv_write). */
+    uv_buf_t now = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
+    int k = uv_try_write((uv_stream_t *)&c->tcp, &now, 1);
+    if (k < 0 && k != UV_EAGAIN) {
+        return k;
+    }
+    if (k > 0) {
+        data += k;
+        len -= (size_t)k;
+    }
+    if (len == 0) {
+        return 0;
+    }
+    /* A private copy of the rest: the source may be released (timeout) before libuv is done
+     * with it. */
     struct httpc_write *w = tam_malloc(sizeof(*w) + len);
     if (w == NULL) {
         return TAM_ENOMEM;

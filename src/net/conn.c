@@ -326,17 +326,19 @@ static void response_done(struct tam_net_conn *c)
 
 /*
  * Hands slices of the response to the transport while libuv's queue is under the ceiling.
- * Writes the kernel takes at once complete only in the next loop iteration (their
- * callbacks free the TLS copies), so one run also stops after a ceiling's worth; the
- * callbacks resume it. Bytes held in write requests thus stay below about twice the
- * ceiling plus a slice, whatever the response size.
+ * Slices the socket takes at once are written directly (tam_net__conn_write); once it is
+ * full, queued writes complete only in a later loop iteration (their callbacks free the
+ * TLS copies), so one run also stops after queueing a ceiling's worth; the callbacks
+ * resume it. Bytes held in write requests thus stay below about twice the ceiling plus a
+ * slice, whatever the response size.
  */
 static void pump(struct tam_net_conn *c)
 {
     size_t slice = c->tls != NULL ? TAM_NET_TLS_SLICE : TAM_NET_PLAIN_SLICE;
     size_t ceiling = limits(c)->write_queue_bytes;
-    size_t handed = 0;
-    while (c->phase == TAM_NET_FLUSH && c->out_off < c->out.len && handed < ceiling) {
+    size_t queued_before = c->queued; /* on_write cannot run during this loop */
+    while (c->phase == TAM_NET_FLUSH && c->out_off < c->out.len &&
+           c->queued - queued_before < ceiling) {
         if (uv_stream_get_write_queue_size(&c->h.stream) > ceiling) {
             return; /* resumed from on_write as the queue drains */
         }
@@ -350,7 +352,15 @@ static void pump(struct tam_net_conn *c)
             return;
         }
         c->out_off += n;
-        handed += n;
+    }
+}
+
+/* Hands out more of the response; ends it once all is handed out and written. */
+static void flush(struct tam_net_conn *c)
+{
+    pump(c);
+    if (c->phase == TAM_NET_FLUSH && c->out_off == c->out.len && c->writes_pending == 0) {
+        response_done(c);
     }
 }
 
@@ -358,10 +368,7 @@ static void after_write(struct tam_net_conn *c)
 {
     if (c->phase == TAM_NET_FLUSH) {
         tam_net__conn_arm(c, TAM_NET_T_WRITE, limits(c)->write_timeout_ms);
-        pump(c);
-        if (c->phase == TAM_NET_FLUSH && c->out_off == c->out.len && c->writes_pending == 0) {
-            response_done(c);
-        }
+        flush(c);
     }
     conn_kick(c);
 }
@@ -392,6 +399,24 @@ int tam_net__conn_write(struct tam_net_conn *c, const void *p, size_t n, bool co
     if (is_closed(c)) {
         return UV_ECANCELED;
     }
+    /* Most responses fit in the socket buffer: written at once, without a write request.
+     * A completed uv_write costs an epoll_ctl in libuv 1.44 (uv__drain re-registers the
+     * descriptor), one per response; a partial write queues the rest as before. */
+    if (c->writes_pending == 0) {
+        uv_buf_t now = uv_buf_init((char *)(uintptr_t)p, (unsigned)n);
+        int k = uv_try_write(&c->h.stream, &now, 1);
+        if (k < 0 && k != UV_EAGAIN) {
+            return k;
+        }
+        if (k > 0) {
+            c->srv->stats.bytes_out += (uint64_t)k;
+            p = (const uint8_t *)p + k;
+            n -= (size_t)k;
+        }
+        if (n == 0) {
+            return 0;
+        }
+    }
     struct wreq *w = tam_malloc(sizeof(*w) + (copy ? n : 0));
     if (w == NULL) {
         return TAM_ENOMEM;
@@ -420,7 +445,7 @@ void tam_net__conn_start_response(struct tam_net_conn *c, bool keep_alive)
     c->keep_alive = keep_alive;
     c->out_off = 0;
     tam_net__conn_arm(c, TAM_NET_T_WRITE, limits(c)->write_timeout_ms);
-    pump(c);
+    flush(c); /* a response the socket took at once ends here */
     conn_kick(c);
 }
 

@@ -146,11 +146,13 @@ void wk_device_refresh(struct wk_job *j, const struct tam_eat_claims *claims, bo
     wk_device_from_reply(j->pre.device, &d);
     if (attested && claims != NULL) {
         queue_claims(j, key, claims, now);
-    } else if (d.status.len == 0) {
-        wk_batch_addf(&j->commit, "HSETNX %s status registered", key);
-        wk_batch_addf(&j->commit, "HSET %s last_seen %s", key, now);
     } else {
-        wk_batch_addf(&j->commit, "HSET %s last_seen %s", key, now);
+        if (d.status.len == 0) {
+            wk_batch_addf(&j->commit, "HSETNX %s status registered", key);
+        }
+        const struct tam_bytes a[] = {WK_STR("HSET"), WK_STR(key), WK_STR("last_seen"),
+                                      WK_STR(now)};
+        wk_batch_spans(&j->commit, 4, a);
     }
     /* A record with its key is complete (registered by the admin API, or learned and
      * committed before): the steady state costs one write per session, not five. */
@@ -255,23 +257,33 @@ void wk_session_store(struct wk_job *j, const struct tam_sess *s, const struct t
     }
     char ttl[24];
     (void)snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)ttl_ms);
-    wk_batch_addf(&j->commit, "SET %s %b PX %s", skey, enc.data, enc.len, ttl);
-    wk_batch_addf(&j->undo, "DEL %s", skey);
+    const struct tam_bytes set_sess[] = {
+        WK_STR("SET"), WK_STR(skey), tam_bytes_of(enc.data, enc.len), WK_STR("PX"), WK_STR(ttl)};
+    wk_batch_spans(&j->commit, 5, set_sess);
+    const struct tam_bytes del_sess[] = {WK_STR("DEL"), WK_STR(skey)};
+    wk_batch_spans(&j->undo, 2, del_sess);
     tam_buf_finish(&enc);
     if (sent == NULL) {
         return;
     }
-    wk_batch_addf(&j->commit, "SET %s %b PX %s", pkey, sent->data, sent->len, ttl);
-    wk_batch_addf(&j->undo, "DEL %s", pkey);
+    const struct tam_bytes set_plan[] = {WK_STR("SET"), WK_STR(pkey),
+                                         tam_bytes_of(sent->data, sent->len), WK_STR("PX"),
+                                         WK_STR(ttl)};
+    wk_batch_spans(&j->commit, 5, set_plan);
+    const struct tam_bytes del_plan[] = {WK_STR("DEL"), WK_STR(pkey)};
+    wk_batch_spans(&j->undo, 2, del_plan);
     tam_key_device(pending, j->tenant->t->id, j->kid, "pending");
     char expiry[24], now[24], max[16];
     (void)snprintf(expiry, sizeof(expiry), "%llu", (unsigned long long)s->expires_ms);
     (void)snprintf(now, sizeof(now), "%llu", (unsigned long long)j->now_ms);
     (void)snprintf(max, sizeof(max), "%u", j->tenant->t->max_pending_per_device);
     j->pending_idx = (int)j->commit.n;
-    wk_batch_addf(&j->commit, "EVAL %s 1 %s %s %s %s %s %s", pending_lua, pending, expiry, tok, now,
-                  max, ttl);
-    wk_batch_addf(&j->undo, "ZREM %s %s", pending, tok);
+    const struct tam_bytes eval[] = {WK_STR("EVAL"),  WK_STR(pending_lua), WK_STR("1"),
+                                     WK_STR(pending), WK_STR(expiry),      WK_STR(tok),
+                                     WK_STR(now),     WK_STR(max),         WK_STR(ttl)};
+    wk_batch_spans(&j->commit, 9, eval);
+    const struct tam_bytes zrem[] = {WK_STR("ZREM"), WK_STR(pending), WK_STR(tok)};
+    wk_batch_spans(&j->undo, 3, zrem);
 }
 
 /* Sessions of tokens dropped over the per-device cap: their Updates are no longer answered. */

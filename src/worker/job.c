@@ -186,7 +186,10 @@ static void commit_queue(struct wk_job *j, const struct tam_buf *result)
 {
     char key[TAM_KEY_MAX];
     tam_key_job_done(key, j->sess.token, TAM_TOKEN_LEN);
-    wk_batch_addf(&j->commit, "SET %s %b NX EX %d", key, result->data, result->len, WK_DONE_TTL_S);
+    const struct tam_bytes set_done[] = {
+        WK_STR("SET"), WK_STR(key),  tam_bytes_of(result->data, result->len),
+        WK_STR("NX"),  WK_STR("EX"), WK_STR(WK_NUM_STR(WK_DONE_TTL_S))};
+    wk_batch_spans(&j->commit, 6, set_done);
 }
 
 /* The replies of one job's commit: state writes applied, then who set the done key. */

@@ -10,7 +10,8 @@
  *        err-code");
  *   attestation fails (signature, nonce, claims, cnf, expiry, claim policy) -> Update with
  *     err-code ERR_ATTESTATION_REQUIRED and err-msg "attestation failed" (TEEP-DIGEST 1.9,
- *     "decision cases after attestation"), the device's status attestation_failed, nothing installed;
+ *     "decision cases after attestation"), the device's status attestation_failed, nothing
+ *     installed;
  *   nothing to do -> 204; otherwise a signed Update (stored envelopes, byte-exact).
  * An Error from the agent: ERR_UNSUPPORTED_CIPHER_SUITES / _FRESHNESS_MECHANISMS /
  * _MSG_VERSION -> a new QueryRequest when a common choice exists (else 204);

@@ -5,6 +5,8 @@
  *       From 0, not $: jobs a gateway queued before any worker ever ran are not skipped;
  *       processed entries are deleted (XDEL), so "0" replays nothing already done.
  *   XREADGROUP GROUP workers <id> COUNT <worker-batch> BLOCK 1000 STREAMS ... >
+ *       sent one batch ahead (read_batch), so the next jobs are on their way while this
+ *       batch is processed.
  *   XAUTOCLAIM ... <id> <claim-idle> 0-0 COUNT <worker-batch>  every claim-idle/2 (0.5..5 s):
  *       jobs of dead (or stuck) workers. Redis 7 answers [next, entries, deleted ids].
  *   XPENDING ... <first> <last> <n> <id>: delivery counts of claimed entries; above
@@ -34,6 +36,7 @@
 static void drop_connections(struct worker *w)
 {
     w->deferred = 0;
+    w->read_ahead = false;
     if (w->cmd != NULL) {
         redisFree(w->cmd);
     }
@@ -243,21 +246,63 @@ static void process_chunk(struct worker *w, const redisReply *entries, size_t fr
     }
 }
 
+/* taken_ms: when the entries became ours (at the latest); monotonic. */
 static void process_entries(struct worker *w, const redisReply *entries,
-                            const long long *deliveries)
+                            const long long *deliveries, uint64_t taken_ms)
 {
-    uint64_t t0 = wk_mono_us() / 1000;
     for (size_t i = 0; i < entries->elements; i += WK_CHUNK) {
         size_t to = i + WK_CHUNK < entries->elements ? i + WK_CHUNK : entries->elements;
-        process_chunk(w, entries, i, to, deliveries, t0);
+        process_chunk(w, entries, i, to, deliveries, taken_ms);
     }
+}
+
+/*
+ * XREADGROUP on blk is sent one batch ahead: as soon as a batch arrives the next read goes
+ * out, so the worker processes batch N while Redis already queues (or blocks for) batch
+ * N + 1, and a busy worker never waits a round trip for its next jobs. The read-ahead holds
+ * at most one extra batch in this worker's pending list; it is always read and processed,
+ * also when stopping.
+ */
+static bool send_read(struct worker *w)
+{
+    char count[16], block[16];
+    (void)snprintf(count, sizeof(count), "%u", w->cfg->worker_batch);
+    (void)snprintf(block, sizeof(block), "%d", WK_BLOCK_MS);
+    const char *argv[] = {"XREADGROUP", "GROUP", TAM_KEY_JOBS_GROUP, w->id,        "COUNT", count,
+                          "BLOCK",      block,   "STREAMS",          TAM_KEY_JOBS, ">"};
+    int done = 0;
+    if (redisAppendCommandArgv(w->blk, 11, argv, NULL) != REDIS_OK) {
+        return false;
+    }
+    while (!done) {
+        if (redisBufferWrite(w->blk, &done) != REDIS_OK) {
+            return false;
+        }
+    }
+    w->read_ahead = true;
+    w->read_sent_ms = wk_mono_us() / 1000; /* Redis may hand out the entries from now on */
+    return true;
+}
+
+static redisReply *receive_read(struct worker *w)
+{
+    void *r = NULL;
+    w->read_ahead = false;
+    if (redisGetReply(w->blk, &r) != REDIS_OK) {
+        w->n.redis_errors++;
+        tam_log(TAM_LOG_WARN, "event=redis_error worker=%s err=%d msg=\"%.80s\"", w->id,
+                w->blk->err, w->blk->errstr);
+        return NULL;
+    }
+    return r;
 }
 
 static void read_batch(struct worker *w)
 {
-    redisReply *r =
-        wk_cmd(w, w->blk, "XREADGROUP GROUP %s %s COUNT %u BLOCK %d STREAMS %s >",
-               TAM_KEY_JOBS_GROUP, w->id, w->cfg->worker_batch, WK_BLOCK_MS, TAM_KEY_JOBS);
+    if (!w->read_ahead && !send_read(w)) {
+        return;
+    }
+    redisReply *r = receive_read(w);
     if (r == NULL) {
         return;
     }
@@ -270,7 +315,11 @@ static void read_batch(struct worker *w)
                r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2) {
         const redisReply *entries = r->element[0]->element[1];
         if (entries->type == REDIS_REPLY_ARRAY) {
-            process_entries(w, entries, NULL);
+            uint64_t taken_ms = w->read_sent_ms;
+            if (!*w->stop) {
+                (void)send_read(w);
+            }
+            process_entries(w, entries, NULL, taken_ms);
         }
     }
     freeReplyObject(r);
@@ -333,7 +382,7 @@ static void process_claimed(struct worker *w, const redisReply *entries)
         }
     }
     freeReplyObject(p);
-    process_entries(w, entries, counts);
+    process_entries(w, entries, counts, wk_mono_us() / 1000);
     tam_free(counts);
 }
 
@@ -423,6 +472,9 @@ int wk_queue_run(struct worker *w)
             w->next_claim_ms = more ? now : now + claim_period_ms(w);
         }
         read_batch(w);
+    }
+    if (w->read_ahead && connected(w)) {
+        read_batch(w); /* jobs the read-ahead took are ours: finish them too */
     }
     (void)wk_drain(w);
     drop_connections(w);

@@ -132,6 +132,21 @@ void wk_batch_add(struct wk_batch *b, int argc, const char **argv, const size_t 
     batch_push(b, cmd, len);
 }
 
+void wk_batch_spans(struct wk_batch *b, size_t n, const struct tam_bytes *args)
+{
+    const char *argv[WK_SPANS_MAX];
+    size_t lens[WK_SPANS_MAX];
+    if (n > WK_SPANS_MAX) {
+        b->overflow = true;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        argv[i] = (const char *)args[i].ptr;
+        lens[i] = args[i].len;
+    }
+    wk_batch_add(b, (int)n, argv, lens);
+}
+
 void wk_batch_addf(struct wk_batch *b, const char *fmt, ...)
 {
     char *cmd = NULL;

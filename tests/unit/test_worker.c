@@ -971,6 +971,59 @@ Test(worker, kill9_mid_batch_is_reclaimed_and_installs_once)
     cr_assert_eq(redis_int(tu_redis_cmd(&F.rs, "XLEN %s", TAM_KEY_JOBS_DEAD)), 0);
 }
 
+/*
+ * The worker reads its next batch while it processes the current one (queue.c read-ahead).
+ * SIGTERM in the middle must leave nothing stranded in its pending list: every entry Redis
+ * handed it, read-ahead included, is answered and acknowledged before it exits, and every
+ * job is either answered once or still queued for the next worker.
+ */
+Test(worker, sigterm_finishes_the_jobs_the_read_ahead_took)
+{
+    add_uri_envelope(ACME, NULL);
+    install_uri_policy(ACME);
+    write_config(NULL);
+    size_t len = 0;
+    FILE *f = fopen(F.conf, "r");
+    cr_assert_not_null(f);
+    static char text[8192];
+    len = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[len] = '\0';
+    char *at = strstr(text, "worker-batch = 256");
+    cr_assert_not_null(at);
+    memcpy(at, "worker-batch =   2", 18); /* small batches: the read-ahead has work to take */
+    write_file(F.conf, text, len);
+    int n = 40;
+    static uint8_t kids[MAXJOBS][32];
+    for (int i = 0; i < n; i++) {
+        device_kid(i, kids[i]);
+        struct qopts o = {.attest = true, .kid = kids[i]};
+        query_job(&o, &g_q[i]);
+        xadd(&g_q[i]);
+    }
+    worker_start(0, "w");
+    for (int waited = 0; waited < WAIT_MS && reply_len() < 3; waited++) {
+        sleep_ms(1);
+    }
+    cr_assert_eq(worker_stop(0, SIGTERM), 0, "SIGTERM exits 0");
+    redisReply *p = tu_redis_cmd(&F.rs, "XPENDING %s %s", TAM_KEY_JOBS, TAM_KEY_JOBS_GROUP);
+    cr_assert_eq(p->element[0]->integer, 0, "entries left in the worker's pending list");
+    freeReplyObject(p);
+    long long answered = reply_len();
+    long long queued = redis_int(tu_redis_cmd(&F.rs, "XLEN %s", TAM_KEY_JOBS));
+    cr_assert_geq(answered, 3);
+    cr_assert_eq(answered + queued, n, "%lld answered + %lld queued", answered, queued);
+    for (int i = 0; i < n; i++) {
+        struct tam_buf r[2];
+        int k = results_for(g_q[i].id, r, 2);
+        cr_assert_leq(k, 1, "job %d answered twice", i);
+        if (k == 1) {
+            tam_buf_finish(&r[0]);
+        }
+    }
+    cr_assert_eq(log_count(0, "event=worker_stop"), 1);
+}
+
 Test(worker, redis_restart_with_aof_loses_no_job_or_state)
 {
     uint8_t digest[32];

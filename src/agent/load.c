@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tam/alloc.h"
@@ -32,6 +33,7 @@ struct load {
     size_t qlen;
     unsigned active;
     uint64_t t0; /* ns */
+    double cpu0; /* process CPU seconds at t0 */
     uint64_t t_end;
     uint64_t t_stop;
     uint64_t t_drain;
@@ -81,6 +83,17 @@ static void progress_line(struct load *l, uint64_t now)
     l->last_ok = st->sessions_ok;
 }
 
+/* CPU seconds of this process: a load generator on the machine it measures shares its cores,
+ * so the report says how much of them it took. */
+static double process_cpu_s(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) {
+        return 0;
+    }
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void stop(struct load *l, uint64_t now)
 {
     if (l->stopping) {
@@ -91,6 +104,7 @@ static void stop(struct load *l, uint64_t now)
     l->ri.window_s = (double)(now - l->t0) / 1e9;
     l->ri.win_sessions = l->f.stats.sessions_ok;
     l->ri.win_messages = l->f.stats.messages;
+    l->ri.cpu_s = process_cpu_s() - l->cpu0;
     const struct ag_opts *o = l->o;
     uint64_t drain_ms = (uint64_t)o->timeout_ms * (o->retries + 1) +
                         (uint64_t)o->backoff_max_ms * o->retries + 1000;
@@ -240,6 +254,7 @@ static void start(struct load *l)
     uv_signal_start(&l->sigterm, on_signal, SIGTERM);
     uv_update_time(l->loop);
     l->t0 = uv_hrtime();
+    l->cpu0 = process_cpu_s();
     l->last_progress = l->t0;
     l->t_end = l->t0 + (uint64_t)(o->duration_s * 1e9);
     uv_timer_start(&l->tick, on_tick, o->rate > 0 ? 1 : 20, o->rate > 0 ? 1 : 20);

@@ -54,6 +54,8 @@ void ag_report_text(FILE *out, const struct ag_fleet *f, const struct ag_run_inf
             (unsigned long long)st->manifests_failed);
     fprintf(out, "  http       %llu connections opened, %llu reused\n",
             (unsigned long long)ri->http.conns_opened, (unsigned long long)ri->http.conns_reused);
+    fprintf(out, "  client cpu %.2fs in the window (%.0f%% of one core)\n", ri->cpu_s,
+            ri->window_s > 0 ? 100 * ri->cpu_s / ri->window_s : 0.0);
     fprintf(out,
             "\n  latency ms         count       p50       p90       p99     p99.9       max\n");
     for (int i = 0; i < AG_LAT_N; i++) {
@@ -117,14 +119,15 @@ int ag_report_json(FILE *out, const struct ag_fleet *f, const struct ag_run_info
         }
     }
     json_t *root = json_pack(
-        "{s:s, s:s, s:s, s:I, s:i, s:f, s:f, s:f, s:I, s:I, s:I, s:f, s:f, s:o, s:o, s:o}", "mode",
-        "load", "url", o->url, "numbering", tam_teep_numbering_name(f->prof.numbering), "devices",
-        (json_int_t)f->ndev, "concurrency", (int)ri->concurrency, "rate", o->rate, "window_s",
-        ri->window_s, "total_s", ri->total_s, "sessions", (json_int_t)st->sessions_started,
-        "sessions_ok", (json_int_t)st->sessions_ok, "sessions_failed",
-        (json_int_t)st->sessions_failed, "sessions_per_s", per_s(ri->win_sessions, ri->window_s),
-        "messages_per_s", per_s(ri->win_messages, ri->window_s), "latency_ms", lat, "errors", errs,
-        "counts", counts_json(f, ri));
+        "{s:s, s:s, s:s, s:I, s:i, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:f, s:f, s:o, s:o, s:o}",
+        "mode", "load", "url", o->url, "numbering", tam_teep_numbering_name(f->prof.numbering),
+        "devices", (json_int_t)f->ndev, "concurrency", (int)ri->concurrency, "rate", o->rate,
+        "window_s", ri->window_s, "total_s", ri->total_s, "cpu_s", ri->cpu_s, "sessions",
+        (json_int_t)st->sessions_started, "sessions_ok", (json_int_t)st->sessions_ok,
+        "sessions_failed", (json_int_t)st->sessions_failed, "sessions_per_s",
+        per_s(ri->win_sessions, ri->window_s), "messages_per_s",
+        per_s(ri->win_messages, ri->window_s), "latency_ms", lat, "errors", errs, "counts",
+        counts_json(f, ri));
     if (root == NULL) {
         return -1;
     }

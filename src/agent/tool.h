@@ -297,6 +297,7 @@ struct ag_run_info {
     double total_s;        /* start until the last session ended */
     uint64_t win_sessions; /* sessions that ended OK inside the window */
     uint64_t win_messages; /* HTTP exchanges answered inside the window */
+    double cpu_s;          /* this process's CPU time (user + system) during the window */
     unsigned concurrency;
     struct tam_httpc_stats http;
 };

@@ -1063,6 +1063,9 @@ Test(agent_cli, load_json_shape_closed_loop)
     cr_assert_gt(jnum(j, "messages_per_s"), 10);
     cr_assert_eq(jnum(j, "sessions_failed"), 0);
     cr_assert_eq(jnum(j, "concurrency"), 4);
+    /* The client's own CPU over the window: some, and at most all cores for the window. */
+    cr_assert_gt(jnum(j, "cpu_s"), 0);
+    cr_assert_leq(jnum(j, "cpu_s"), jnum(j, "window_s") * (double)sysconf(_SC_NPROCESSORS_ONLN));
     json_t *lat = json_object_get(j, "latency_ms");
     static const char *types[] = {"query_request", "query_response", "update_result", "error",
                                   "session"};

@@ -188,8 +188,9 @@ void wk_device_history(struct wk_job *j, const struct tam_store_history *h)
     tam_buf_finish(&e);
 }
 
-int wk_device_apply(struct wk_job *j, const struct tam_bytes *old, const struct tam_buf *updated,
-                    bool change, const struct tam_store_history *h)
+int wk_device_apply_queue(struct wk_job *j, const struct tam_bytes *old,
+                          const struct tam_buf *updated, bool change,
+                          const struct tam_store_history *h, struct wk_batch *b)
 {
     const char *tenant = j->tenant->t->id;
     char marker[TAM_KEY_MAX], dev[TAM_KEY_MAX], hist[TAM_KEY_MAX], pending[TAM_KEY_MAX];
@@ -229,17 +230,20 @@ int wk_device_apply(struct wk_job *j, const struct tam_bytes *old, const struct 
     }
     argv[11] = (const char *)e.data;
     lens[11] = e.len;
-    redisReply *r = wk_cmd_argv(j->w, j->w->cmd, (int)TAM_ARRAY_LEN(argv), argv, lens);
+    wk_batch_add(b, (int)TAM_ARRAY_LEN(argv), argv, lens); /* copies the arguments */
     tam_buf_finish(&e);
+    return b->overflow ? TAM_ENOMEM : TAM_OK;
+}
+
+int wk_device_applied(const redisReply *r)
+{
     if (r == NULL) {
         return TAM_EUNAVAIL;
     }
-    int rc = r->type == REDIS_REPLY_INTEGER ? (int)r->integer : TAM_EREDIS;
     if (r->type == REDIS_REPLY_ERROR) {
         tam_log(TAM_LOG_ERROR, "event=redis_script_error script=apply msg=\"%.120s\"", r->str);
     }
-    freeReplyObject(r);
-    return rc;
+    return r->type == REDIS_REPLY_INTEGER ? (int)r->integer : TAM_EREDIS;
 }
 
 void wk_session_store(struct wk_job *j, const struct tam_sess *s, const struct tam_buf *sent,

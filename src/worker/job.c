@@ -34,6 +34,7 @@ static void job_init(struct wk_job *j, struct worker *w)
     tam_buf_init(&j->body, WK_BODY_MAX);
     wk_batch_init(&j->commit);
     wk_batch_init(&j->undo);
+    wk_batch_init(&j->apply);
 }
 
 static void job_finish(struct wk_job *j)
@@ -45,6 +46,7 @@ static void job_finish(struct wk_job *j)
     tam_buf_finish(&j->body);
     wk_batch_finish(&j->commit);
     wk_batch_finish(&j->undo);
+    wk_batch_finish(&j->apply);
 }
 
 static int decode(struct wk_job *j, const uint8_t *raw, size_t len, const char **why)
@@ -261,6 +263,15 @@ static void commit_all(struct worker *w, struct wk_job *jobs, struct wk_item *it
     tam_free(rep);
 }
 
+/* The job's result, encoded; its state writes and done key are then due. */
+static int finish_result(struct wk_job *j, struct tam_buf *result)
+{
+    tam_buf_reset(result);
+    int err = encode_result(j, result);
+    j->needs_commit = err == TAM_OK;
+    return err;
+}
+
 static int run(struct wk_job *j, struct tam_buf *result)
 {
     struct tam_bytes prev;
@@ -283,12 +294,52 @@ static int run(struct wk_job *j, struct tam_buf *result)
     } else {
         err = wk_report_run(j);
     }
-    if (err == TAM_OK) {
-        tam_buf_reset(result);
-        err = encode_result(j, result);
-        j->needs_commit = err == TAM_OK;
+    return err == TAM_OK && !j->apply_queued ? finish_result(j, result) : err;
+}
+
+/*
+ * One pipeline with the first attempt of every report apply the batch queued, then each
+ * report's result: a report costs no round trip of its own unless it meets a conflict.
+ */
+static void apply_all(struct worker *w, struct wk_job *jobs, struct wk_item *items, size_t n)
+{
+    uint32_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += items[i].rc == TAM_OK && jobs[i].apply_queued;
     }
-    return err;
+    if (total == 0) {
+        return;
+    }
+    redisReply **rep = tam_calloc(total, sizeof(*rep));
+    int err = rep == NULL ? TAM_ENOMEM : wk_drain(w);
+    for (size_t i = 0; i < n && err == TAM_OK; i++) {
+        const struct wk_batch *b = &jobs[i].apply;
+        if (items[i].rc == TAM_OK && jobs[i].apply_queued &&
+            redisAppendFormattedCommand(w->cmd, b->cmd[0], (size_t)b->len[0]) != REDIS_OK) {
+            err = TAM_EUNAVAIL;
+        }
+    }
+    for (uint32_t k = 0; k < total && err == TAM_OK; k++) {
+        void *r = NULL;
+        err = redisGetReply(w->cmd, &r) == REDIS_OK ? TAM_OK : TAM_EUNAVAIL;
+        rep[k] = r;
+    }
+    if (err == TAM_EUNAVAIL) {
+        w->n.redis_errors++;
+    }
+    uint32_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].rc != TAM_OK || !jobs[i].apply_queued) {
+            continue;
+        }
+        int rc = err != TAM_OK ? err : wk_report_applied(&jobs[i], rep[k]);
+        items[i].rc = rc == TAM_OK ? finish_result(&jobs[i], &items[i].result) : rc;
+        k++;
+    }
+    if (rep != NULL) {
+        wk_replies_free(rep, total);
+    }
+    tam_free(rep);
 }
 
 static void log_job(const struct wk_job *j, const char *entry_id, uint64_t t0, int err)
@@ -343,6 +394,7 @@ void wk_jobs_process(struct worker *w, struct wk_item *items, size_t n)
             items[i].rc = err != TAM_OK ? err : run(&jobs[i], &items[i].result);
         }
     }
+    apply_all(w, jobs, items, n);
     commit_all(w, jobs, items, n);
     for (size_t i = 0; i < n; i++) {
         if (items[i].rc != TAM_EINVAL) {

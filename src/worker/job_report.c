@@ -10,7 +10,9 @@
  * Success: the Update's plan (tam:s:{token}:plan) is applied to the installed list;
  * Error ERR_MANIFEST_PROCESSING_FAILED: applied except the manifests the reports name as
  * failed (and what depends on them); other Errors: history only. Both at most once per token
- * (wk_device_apply). The answer to the agent is always 204.
+ * (wk_device_apply_queue). The first attempt of every report of a batch goes out in one
+ * pipeline with the others (job.c); a conflict is retried on its own. The answer to the
+ * agent is always 204.
  */
 #include <string.h>
 
@@ -137,33 +139,66 @@ static void history_of(const struct wk_job *j, const struct tam_teep_msg *m,
     }
 }
 
-/* Compare-and-set against concurrent reports of the same device: recompute on a conflict. */
-static int apply(struct wk_job *j, const struct tam_teep_msg *m, const struct report_state *st)
-{
+/* What a report job keeps between its queued apply and the reply (in the job's arena). */
+struct wk_report {
+    struct tam_teep_msg m;
+    struct report_state st;
     struct tam_store_history h;
-    history_of(j, m, st, &h);
-    for (int attempt = 0; attempt < APPLY_RETRIES; attempt++) {
-        struct wk_device d;
-        wk_device_from_reply(j->pre.device, &d);
-        struct tam_buf next;
-        tam_buf_init(&next, 16u << 20);
-        bool change = false;
-        int err = compute(j, m, st, &d.installed, &next, &change);
-        int rc = err == TAM_OK ? wk_device_apply(j, &d.installed, &next, change, &h) : err;
-        tam_buf_finish(&next);
-        if (rc >= 0) {
-            j->outcome = rc == 1 ? "recorded" : "already-recorded";
-            return TAM_OK;
-        }
-        if (rc != -1) {
-            return rc;
-        }
-        err = wk_device_fetch(j);
-        if (err != TAM_OK) {
-            return err;
-        }
+};
+
+/* Queues the compare-and-set of the installed list against the record in j->pre.device. */
+static int queue_apply(struct wk_job *j, const struct wk_report *r, struct wk_batch *b)
+{
+    struct wk_device d;
+    wk_device_from_reply(j->pre.device, &d);
+    struct tam_buf next;
+    tam_buf_init(&next, 16u << 20);
+    bool change = false;
+    int err = compute(j, &r->m, &r->st, &d.installed, &next, &change);
+    if (err == TAM_OK) {
+        err = wk_device_apply_queue(j, &d.installed, &next, change, &r->h, b);
     }
-    return TAM_EREDIS;
+    tam_buf_finish(&next);
+    return err;
+}
+
+/* One more attempt after a conflict, on its own: a fresh read of the device, then the apply. */
+static int apply_again(struct wk_job *j)
+{
+    int err = wk_device_fetch(j);
+    struct wk_batch b;
+    wk_batch_init(&b);
+    err = err == TAM_OK ? queue_apply(j, j->report, &b) : err;
+    redisReply *r = NULL;
+    err = err == TAM_OK ? wk_batch_exec(j->w, &b, &r) : err;
+    wk_batch_finish(&b);
+    if (err != TAM_OK) {
+        return err;
+    }
+    int rc = wk_device_applied(r);
+    freeReplyObject(r);
+    return rc;
+}
+
+int wk_report_applied(struct wk_job *j, const redisReply *reply)
+{
+    int rc = wk_device_applied(reply);
+    /* -1: another report of the device changed its installed list first: recompute. */
+    for (int attempt = 1; rc == -1 && attempt < APPLY_RETRIES; attempt++) {
+        rc = apply_again(j);
+    }
+    if (rc < 0) {
+        return rc == -1 ? TAM_EREDIS : rc;
+    }
+    const struct tam_teep_msg *m = &j->report->m;
+    j->outcome = rc == 1 ? "recorded" : "already-recorded";
+    j->status = 204;
+    j->reason = m->type == TAM_TEEP_ERROR ? tam_teep_err_name(m->err_code) : NULL;
+    j->w->n.reports++;
+    char skey[TAM_KEY_MAX];
+    tam_key_session(skey, j->sess.token, TAM_TOKEN_LEN);
+    wk_batch_addf(&j->commit, "DEL %s:plan", skey);
+    return TAM_OK;
 }
 
 static int decode(struct wk_job *j, struct tam_cose_msg *cose, struct tam_teep_msg *m)
@@ -200,30 +235,26 @@ static int decode(struct wk_job *j, struct tam_cose_msg *cose, struct tam_teep_m
 
 int wk_report_run(struct wk_job *j)
 {
+    struct wk_report *r = tam_arena_alloc(&j->arena, sizeof(*r));
+    if (r == NULL) {
+        return TAM_ENOMEM;
+    }
+    memset(r, 0, sizeof(*r));
     struct tam_cose_msg cose;
-    struct tam_teep_msg m;
-    int err = decode(j, &cose, &m);
+    int err = decode(j, &cose, &r->m);
     if (err != TAM_OK) {
         return err == TAM_EDENIED ? TAM_OK : err;
     }
-    struct report_state st;
-    memset(&st, 0, sizeof(st));
-    const char *bad = check_reports(j, &m, &st);
+    const char *bad = check_reports(j, &r->m, &r->st);
     if (bad != NULL) {
         j->w->n.reports_dropped++;
         wk_job_drop(j, bad);
         return TAM_OK;
     }
-    load_plan(j, &st);
-    err = apply(j, &m, &st);
-    if (err != TAM_OK) {
-        return err;
-    }
-    j->status = 204;
-    j->reason = m.type == TAM_TEEP_ERROR ? tam_teep_err_name(m.err_code) : NULL;
-    j->w->n.reports++;
-    char skey[TAM_KEY_MAX];
-    tam_key_session(skey, j->sess.token, TAM_TOKEN_LEN);
-    wk_batch_addf(&j->commit, "DEL %s:plan", skey);
-    return TAM_OK;
+    load_plan(j, &r->st);
+    history_of(j, &r->m, &r->st, &r->h);
+    j->report = r;
+    err = queue_apply(j, r, &j->apply);
+    j->apply_queued = err == TAM_OK;
+    return err;
 }

@@ -4,11 +4,12 @@
  * A worker is one blocking loop over two synchronous hiredis connections: `blk` is parked in
  * XREADGROUP BLOCK (DEPS.md 5: a blocked read stalls every command behind it), `cmd` carries
  * everything else. Jobs are processed in chunks of up to WK_CHUNK, and a chunk's Redis work
- * is batched into three pipelines for all its jobs: prefetch (done key, catalogue version,
- * device record, sent plan), commit (state writes, then SET done NX per job) and reply
- * (XADD results, one XACK, one XDEL), whose replies are read later (wk_drain) so that round
- * trip overlaps with the next XREADGROUP. Handlers may still issue their own commands
- * (catalogue loads, a report's Lua apply), synchronously, between the pipelines.
+ * is batched into pipelines for all its jobs: prefetch (done key, catalogue version,
+ * device record, sent plan), the reports' applies (Lua, when the chunk has reports), commit
+ * (state writes, then SET done NX per job) and reply (XADD results, one XACK, one XDEL),
+ * whose replies are read later (wk_drain) so that round trip overlaps with the next
+ * XREADGROUP. Handlers may still issue their own commands (catalogue loads, a report's
+ * apply retried after a conflict), synchronously, between the pipelines.
  *
  * Tenants come from the configuration file (tenants.c) or, for any other id, from Redis
  * records written by the admin API (rtenants.c: an LRU cache refreshed by one prefetched
@@ -197,6 +198,10 @@ struct wk_job {
     struct wk_batch undo;
     int pending_idx;   /* index of the pending script in commit, or -1 */
     bool needs_commit; /* a fresh result: its state writes and done key go out */
+    /* A REPORT's apply, queued for the batch's apply pipeline (job_report.c). */
+    struct wk_report *report; /* in arena */
+    struct wk_batch apply;
+    bool apply_queued;
 };
 
 /* ---- rcmd.c: synchronous hiredis helpers ---- */
@@ -313,13 +318,16 @@ void wk_device_refresh(struct wk_job *j, const struct tam_eat_claims *claims, bo
 void wk_device_attestation_failed(struct wk_job *j);
 void wk_device_history(struct wk_job *j, const struct tam_store_history *h);
 /*
- * Applies a REPORT at most once per token (Lua, in the device's slot): the applied marker,
- * the installed list when it still equals old (compare-and-set), last_seen, history, and
- * ZREM of the token from pending. Returns 1 applied, 0 already applied, -1 installed list
- * changed meanwhile (recompute and retry), or a negative TAM error.
+ * Queues on b the command that applies a REPORT at most once per token (Lua, in the
+ * device's slot): the applied marker, the installed list when it still equals old
+ * (compare-and-set), last_seen, history, and ZREM of the token from pending.
  */
-int wk_device_apply(struct wk_job *j, const struct tam_bytes *old, const struct tam_buf *updated,
-                    bool change, const struct tam_store_history *h);
+int wk_device_apply_queue(struct wk_job *j, const struct tam_bytes *old,
+                          const struct tam_buf *updated, bool change,
+                          const struct tam_store_history *h, struct wk_batch *b);
+/* Its reply: 1 applied, 0 already applied, -1 installed list changed meanwhile (recompute
+ * and retry), or a negative TAM error (NULL: the connection failed). */
+int wk_device_applied(const redisReply *r);
 /*
  * Queues a session record on j->commit (+ its undo). With sent (an UPDATE) also its sent plan
  * and the pending entry, trimmed to the tenant's cap (j->pending_idx is set).
@@ -353,10 +361,13 @@ int wk_attest_cnf_key(const struct tam_eat_claims *c, struct tam_key **out, cons
 
 /*
  * Each returns TAM_OK with j->status / j->body / j->outcome set and j->commit queued, or a
- * negative error when the job must be retried (Redis unavailable, out of memory).
+ * negative error when the job must be retried (Redis unavailable, out of memory). A report
+ * that changes device state returns with j->apply_queued instead: its result comes from
+ * wk_report_applied, given the reply to j->apply.
  */
 int wk_query_run(struct wk_job *j);
 int wk_report_run(struct wk_job *j);
+int wk_report_applied(struct wk_job *j, const redisReply *reply);
 /* Helpers shared by both. */
 void wk_job_drop(struct wk_job *j, const char *reason);
 int wk_job_verify_sender(struct wk_job *j, const struct tam_cose_msg *cose);

@@ -793,6 +793,51 @@ Test(worker, full_exchange_installs_once)
     answer_finish(&a2);
 }
 
+/*
+ * Two Updates of one device answered in one batch: the worker sends the first attempt of
+ * every report apply in one pipeline, computed from the device record it prefetched, so
+ * the second finds the installed list changed by the first (compare-and-set conflict) and
+ * must recompute against a fresh read. Both are recorded at once, without a retry of the
+ * job, and the TC is listed once.
+ */
+Test(worker, reports_of_one_device_in_one_batch_are_applied_in_turn)
+{
+    uint8_t digest[32];
+    add_uri_envelope(ACME, digest);
+    install_uri_policy(ACME);
+    worker_start(0, "w1");
+    struct built q[2] = {0}, s[2] = {0};
+    uint8_t tok[2][TAM_TOKEN_LEN];
+    for (int i = 0; i < 2; i++) {
+        struct qopts o = {.attest = true};
+        query_job(&o, &q[i]);
+        xadd(&q[i]);
+        struct answer a;
+        answer_of(&q[i], NULL, &a);
+        cr_assert(outcome_is(&a, "update"), "session %d", i);
+        memcpy(tok[i], a.m.token.ptr, TAM_TOKEN_LEN);
+        answer_finish(&a);
+    }
+    cr_assert_eq(worker_stop(0, SIGTERM), 0);
+    for (int i = 0; i < 2; i++) {
+        struct qopts so = {0};
+        success_job(&so, tok[i], digest, &s[i]);
+        xadd(&s[i]); /* both queued before the worker runs: one batch */
+    }
+    worker_start(0, "w1");
+    for (int i = 0; i < 2; i++) {
+        struct answer a;
+        answer_of(&s[i], NULL, &a);
+        cr_assert_eq(a.r.status, 204);
+        cr_assert(outcome_is(&a, "recorded"), "report %d: %.*s", i, (int)a.r.outcome.len,
+                  a.r.outcome.ptr);
+        answer_finish(&a);
+    }
+    cr_assert_eq(installed_count(ACME, tam_key_kid(F.agent)), 1);
+    cr_assert_eq(history_len(ACME, tam_key_kid(F.agent)), 2);
+    cr_assert_eq(log_count(0, "outcome=retry"), 0, "no report waited for a job retry");
+}
+
 Test(worker, same_job_twice_gives_one_install_and_identical_results)
 {
     uint8_t digest[32];

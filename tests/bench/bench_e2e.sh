@@ -9,14 +9,16 @@
 # device, N devices registered in Redis as the admin API does), starts tamd and the
 # workers, and measures in the same run:
 #   - session starts/s: peak empty POST -> QueryRequest (wrk -t1 -c64, keep-alive);
-#   - full exchanges/s: `tam-agent load` (closed loop, 32 sessions in flight, --no-verify),
+#   - full exchanges/s: `tam-agent load` (closed loop, 128 sessions in flight: with 32 the
+#     stages ran in bursts and left a third of the cores idle; the table's "cores busy"
+#     shows how close a row came to using both; --no-verify),
 #     each session QueryRequest -> QueryResponse with EAT -> Update with one manifest ->
 #     Success. The fleet has more devices than the run can serve, so every session is a
 #     device's first and installs the TC: checked with the agent's counters (installed,
 #     no errors, no failed manifests) and with the device records in Redis (bench_seed
 #     check: every installing device lists the TC exactly once);
-#   - the crypto-only bound of the same operations (bench_bound, run before and after the
-#     stacks, averaged; what each exchange costs is listed in bench_bound.c): CPU time per
+#   - the crypto-only bound of the same operations (bench_bound, run before and after each
+#     row, averaged; what each exchange costs is listed in bench_bound.c): CPU time per
 #     operation on one core, bound = cores / (TAM crypto + agent crypto) per exchange, and
 #     the ratio measured / bound. On a shared machine that ratio also absorbs the CPU other
 #     processes take, so the table adds a noise-free figure: the stack's CPU time
@@ -50,7 +52,7 @@ for t in wrk redis-server curl; do
 done
 
 quick=${1:-}
-secs=8 wrk_s=4 rate_s=6 conc=32 bound_s=0.3 idle_n=10000
+secs=8 wrk_s=4 rate_s=6 conc=128 bound_s=0.3 idle_n=10000
 if [ "$quick" = quick ]; then
   secs=3 wrk_s=2 rate_s=3 bound_s=0.12
 fi
@@ -76,7 +78,7 @@ jget() { py 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.arg
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 # ---- the crypto bound (first half) ----
-"$boundp" "$bound_s" >"$tmp/bound1.txt"
+"$boundp" "$bound_s" >"$tmp/bound0.txt"
 
 # ---- one stack: redis, seed, tamd (procs), workers ----
 # $1 alg, $2 procs, $3 workers, $4 devices
@@ -205,7 +207,7 @@ bound_of() { # $1 alg, $2 field (tam_us|agent_us|start_us) from file $3
   sed -n "s/^alg=$1 .* $2=\([0-9.]*\).*/\1/p" "$3"
 }
 devices_for() { # enough devices for every session of the run to be a first one
-  py "b=$cores*1e6/($(bound_of "$1" cpu_tam_us "$tmp/bound1.txt")+$(bound_of "$1" cpu_agent_us "$tmp/bound1.txt")); print(min(int(b*($secs+1)*1.2)+500, 40000))"
+  py "b=$cores*1e6/($(bound_of "$1" cpu_tam_us "$tmp/bound0.txt")+$(bound_of "$1" cpu_agent_us "$tmp/bound0.txt")); print(min(int(b*($secs+1)*1.2)+500, 40000))"
 }
 
 for alg in esp256 ed25519; do
@@ -214,8 +216,12 @@ done
 
 # TAM_E2E_CONFIGS (debugging): a subset of "PROCS:ALG ..."; the idle and fixed-rate
 # measurements run with 1:esp256.
-rows=() notes=() peak=""
+rows=() notes=() peak="" nrow=0
 for cfg in ${TAM_E2E_CONFIGS:-1:esp256 1:ed25519 2:esp256 2:ed25519}; do
+  # The host's speed drifts within minutes here: each row is compared with the average of
+  # the bound measured just before it and just after it (the next row's "before").
+  [ "$nrow" = 0 ] || "$boundp" "$bound_s" >"$tmp/bound$nrow.txt"
+  nrow=$((nrow + 1))
   set -- "${cfg%%:*}" "${cfg%%:*}"
   alg=${cfg#*:}
   {
@@ -234,7 +240,8 @@ for cfg in ${TAM_E2E_CONFIGS:-1:esp256 1:ed25519 2:esp256 2:ed25519}; do
     read -r exch_cpu gw_cpu wk_cpu rd_cpu <<<"$(cpu_per "$c1" "$c2" "$n")"
     exch=$(jget "$out" "round(d['sessions_per_s'] * $n / d['sessions_ok'], 1)")
     lat=$(jget "$out" '"%.2f / %.2f" % (d["latency_ms"]["query_response"]["p50"], d["latency_ms"]["query_response"]["p99"])')
-    rows+=("$alg $1 $2 $starts $exch $n $start_cpu $exch_cpu $gw_cpu $wk_cpu $rd_cpu $lat")
+    agent_cpu=$(jget "$out" "round(d['cpu_s'] * 1e6 / max(1, d['sessions_ok']))")
+    rows+=("$alg $1 $2 $starts $exch $n $start_cpu $exch_cpu $gw_cpu $wk_cpu $rd_cpu $lat $agent_cpu")
     if [ "$alg" = esp256 ] && [ "$1" = 1 ]; then
       peak=$exch
       # Latency at half of the peak: open loop, a second fleet of new devices.
@@ -264,7 +271,7 @@ for cfg in ${TAM_E2E_CONFIGS:-1:esp256 1:ed25519 2:esp256 2:ed25519}; do
   }
 done
 
-"$boundp" "$bound_s" >"$tmp/bound2.txt"
+"$boundp" "$bound_s" >"$tmp/bound$nrow.txt"
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- the table ----
@@ -277,21 +284,25 @@ def rates(path):
         f = dict(kv.split("=") for kv in line.split())
         out[f["alg"]] = {k: float(v) for k, v in f.items() if k != "alg"}
     return out
-b1, b2 = rates(sys.argv[2]), rates(sys.argv[3])
-b = {a: {k: (b1[a][k] + b2[a][k]) / 2 for k in b1[a]} for a in b1}
-rows = [r.split() for r in sys.argv[4].split("|")]
+bounds = [rates(f) for f in sys.argv[2].split("|")]
+def mean(bs):
+    return {a: {k: sum(x[a][k] for x in bs) / len(bs) for k in bs[0][a]} for a in bs[0]}
+b = mean(bounds)  # the crypto lines below: every bound run of the benchmark
+rows = [r.split() for r in sys.argv[3].split("|")]
 name = {"esp256": "ESP256", "ed25519": "Ed25519"}
-print("| alg | gateway + worker | session starts/s | bound | ratio | TAM CPU per start: crypto share | full exchanges/s | bound (TAM + agent crypto) | ratio | TAM CPU per exchange: crypto share | same: gateway / worker / redis | QueryResponse p50 / p99 ms |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-for r in rows:
-    alg, p, w, starts, exch, n, scpu, ecpu, gcpu, wcpu, rcpu, p50, _, p99 = r
-    x = b[alg]
+print("| alg | gateway + worker | session starts/s | bound | ratio | TAM CPU per start: crypto share | full exchanges/s | bound (TAM + agent crypto) | ratio | TAM CPU per exchange: crypto share | same: gateway / worker / redis | agent CPU per exchange; cores busy | QueryResponse p50 / p99 ms |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for i, r in enumerate(rows):
+    alg, p, w, starts, exch, n, scpu, ecpu, gcpu, wcpu, rcpu, p50, _, p99, acpu = r
+    x = mean(bounds[i:i + 2])[alg]
     sb = cores * 1e6 / x["cpu_start_us"]
     eb = cores * 1e6 / (x["cpu_tam_us"] + x["cpu_agent_us"])
-    print("| %s | %s + %s | %.0f | %.0f | %.0f%% | %.0f us: %.0f%% | %.0f | %.0f | %.0f%% | %.0f us: %.0f%% | %s / %s / %s us | %s / %s |" % (
+    busy = (float(ecpu) + float(acpu)) * float(exch) / 1e6
+    print("| %s | %s + %s | %.0f | %.0f | %.0f%% | %.0f us: %.0f%% | %.0f | %.0f | %.0f%% | %.0f us: %.0f%% | %s / %s / %s us | %s us; %.2f of %d | %s / %s |" % (
         name[alg], p, w, float(starts), sb, 100 * float(starts) / sb, float(scpu),
         100 * x["cpu_start_us"] / float(scpu), float(exch), eb, 100 * float(exch) / eb,
-        float(ecpu), 100 * x["cpu_tam_us"] / float(ecpu), gcpu, wcpu, rcpu, p50, p99))
+        float(ecpu), 100 * x["cpu_tam_us"] / float(ecpu), gcpu, wcpu, rcpu, acpu, busy, cores,
+        p50, p99))
 print()
 for a in ("esp256", "ed25519"):
     x = b[a]
@@ -302,7 +313,7 @@ for a in ("esp256", "ed25519"):
           x["cpu_sign_same"], x["sign_same"], x["cpu_sign_dist"], x["sign_dist"], x["cpu_sign_update"],
           x["sign_update"], x["cpu_verify_same"], x["verify_same"], x["cpu_verify_dist"], x["verify_dist"],
           x["cpu_import"], x["import"], x["cpu_tam_us"], x["tam_us"], x["cpu_agent_us"], x["agent_us"]))
-' "$cores" "$tmp/bound1.txt" "$tmp/bound2.txt" "$(IFS='|'; echo "${rows[*]}")"
+' "$cores" "$(for i in $(seq 0 "$nrow"); do printf '%s|' "$tmp/bound$i.txt"; done | sed 's/|$//')" "$(IFS='|'; echo "${rows[*]}")"
 for note in "${notes[@]}"; do echo "note: $note"; done
 [ -n "$peak" ] || exit 0
 rate_line=$(jget "$tmp/rate.json" '"target %.1f/s, achieved %.1f/s, missed starts %d; p99 ms: QueryRequest %.2f, QueryResponse %.2f, Success %.2f (p50 QueryRequest %.2f)" % (d["rate"], d["sessions_per_s"], d["counts"]["rate_missed"], d["latency_ms"]["query_request"]["p99"], d["latency_ms"]["query_response"]["p99"], d["latency_ms"]["update_result"]["p99"], d["latency_ms"]["query_request"]["p50"])')

@@ -929,6 +929,17 @@ static void check_consistent(struct built *b, int n)
 
 static struct built g_q[MAXJOBS], g_s[MAXJOBS];
 
+/* QueryResponse jobs with EATs from n distinct devices (kids[i]), queued in order (g_q). */
+static void queue_queries(int n, uint8_t kids[][32])
+{
+    for (int i = 0; i < n; i++) {
+        device_kid(i, kids[i]);
+        struct qopts o = {.attest = true, .kid = kids[i]};
+        query_job(&o, &g_q[i]);
+        xadd(&g_q[i]);
+    }
+}
+
 Test(worker, two_workers_never_process_one_job_twice)
 {
     add_uri_envelope(ACME, NULL);
@@ -937,12 +948,7 @@ Test(worker, two_workers_never_process_one_job_twice)
     worker_start(1, "w2");
     int n = 60;
     uint8_t kids[MAXJOBS][32];
-    for (int i = 0; i < n; i++) {
-        device_kid(i, kids[i]);
-        struct qopts o = {.attest = true, .kid = kids[i]};
-        query_job(&o, &g_q[i]);
-        xadd(&g_q[i]);
-    }
+    queue_queries(n, kids);
     wait_all(g_q, n);
     for (int i = 0; i < n; i++) {
         struct tam_buf r[2];
@@ -975,12 +981,7 @@ Test(worker, kill9_mid_batch_is_reclaimed_and_installs_once)
     install_uri_policy(ACME);
     int n = 150;
     static uint8_t kids[MAXJOBS][32];
-    for (int i = 0; i < n; i++) {
-        device_kid(i, kids[i]);
-        struct qopts o = {.attest = true, .kid = kids[i]};
-        query_job(&o, &g_q[i]);
-        xadd(&g_q[i]);
-    }
+    queue_queries(n, kids);
     worker_start(0, "victim");
     kill_mid_batch(0, 0);
     worker_start(1, "rescuer");
@@ -1040,12 +1041,7 @@ Test(worker, sigterm_finishes_the_jobs_the_read_ahead_took)
     write_file(F.conf, text, len);
     int n = 40;
     static uint8_t kids[MAXJOBS][32];
-    for (int i = 0; i < n; i++) {
-        device_kid(i, kids[i]);
-        struct qopts o = {.attest = true, .kid = kids[i]};
-        query_job(&o, &g_q[i]);
-        xadd(&g_q[i]);
-    }
+    queue_queries(n, kids);
     worker_start(0, "w");
     for (int waited = 0; waited < WAIT_MS && reply_len() < 3; waited++) {
         sleep_ms(1);

@@ -221,41 +221,24 @@ static int commit_check(struct wk_job *j, redisReply **rep, uint32_t n, struct t
 /* One pipeline with the commits of every job of the batch that computed a result. */
 static void commit_all(struct worker *w, struct wk_job *jobs, struct wk_item *items, size_t n)
 {
+    struct wk_batch *b[WK_CHUNK] = {0};
     uint32_t total = 0;
     for (size_t i = 0; i < n; i++) {
         if (items[i].rc == TAM_OK && jobs[i].needs_commit) {
             commit_queue(&jobs[i], &items[i].result);
-            total += jobs[i].commit.n;
+            b[i] = &jobs[i].commit;
+            total += b[i]->n;
         }
     }
     redisReply **rep = tam_calloc(total + 1u, sizeof(*rep));
-    int err = rep == NULL ? TAM_ENOMEM : wk_drain(w);
-    for (size_t i = 0; i < n && err == TAM_OK; i++) {
-        struct wk_batch *b = &jobs[i].commit;
-        for (uint32_t k = 0; items[i].rc == TAM_OK && jobs[i].needs_commit && k < b->n; k++) {
-            if (b->overflow ||
-                redisAppendFormattedCommand(w->cmd, b->cmd[k], (size_t)b->len[k]) != REDIS_OK) {
-                err = b->overflow ? TAM_ENOMEM : TAM_EUNAVAIL;
-                break;
-            }
-        }
-    }
-    for (uint32_t k = 0; k < total && err == TAM_OK; k++) {
-        void *r = NULL;
-        err = redisGetReply(w->cmd, &r) == REDIS_OK ? TAM_OK : TAM_EUNAVAIL;
-        rep[k] = r;
-    }
+    int err = rep == NULL ? TAM_ENOMEM : wk_batches_exec(w, b, n, rep);
     uint32_t at = 0;
     for (size_t i = 0; i < n; i++) {
-        if (items[i].rc != TAM_OK || !jobs[i].needs_commit) {
-            continue;
+        if (b[i] != NULL) {
+            items[i].rc =
+                err != TAM_OK ? err : commit_check(&jobs[i], rep + at, b[i]->n, &items[i].result);
+            at += b[i]->n;
         }
-        uint32_t k = jobs[i].commit.n;
-        items[i].rc = err != TAM_OK ? err : commit_check(&jobs[i], rep + at, k, &items[i].result);
-        at += k;
-    }
-    if (err == TAM_EUNAVAIL) {
-        w->n.redis_errors++;
     }
     if (rep != NULL) {
         wk_replies_free(rep, total);
@@ -303,43 +286,27 @@ static int run(struct wk_job *j, struct tam_buf *result)
  */
 static void apply_all(struct worker *w, struct wk_job *jobs, struct wk_item *items, size_t n)
 {
+    struct wk_batch *b[WK_CHUNK] = {0};
+    redisReply *rep[WK_CHUNK] = {0};
     uint32_t total = 0;
     for (size_t i = 0; i < n; i++) {
-        total += items[i].rc == TAM_OK && jobs[i].apply_queued;
+        if (items[i].rc == TAM_OK && jobs[i].apply_queued) {
+            b[i] = &jobs[i].apply; /* one command each */
+            total++;
+        }
     }
     if (total == 0) {
         return;
     }
-    redisReply **rep = tam_calloc(total, sizeof(*rep));
-    int err = rep == NULL ? TAM_ENOMEM : wk_drain(w);
-    for (size_t i = 0; i < n && err == TAM_OK; i++) {
-        const struct wk_batch *b = &jobs[i].apply;
-        if (items[i].rc == TAM_OK && jobs[i].apply_queued &&
-            redisAppendFormattedCommand(w->cmd, b->cmd[0], (size_t)b->len[0]) != REDIS_OK) {
-            err = TAM_EUNAVAIL;
-        }
-    }
-    for (uint32_t k = 0; k < total && err == TAM_OK; k++) {
-        void *r = NULL;
-        err = redisGetReply(w->cmd, &r) == REDIS_OK ? TAM_OK : TAM_EUNAVAIL;
-        rep[k] = r;
-    }
-    if (err == TAM_EUNAVAIL) {
-        w->n.redis_errors++;
-    }
+    int err = wk_batches_exec(w, b, n, rep);
     uint32_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (items[i].rc != TAM_OK || !jobs[i].apply_queued) {
-            continue;
+        if (b[i] != NULL) {
+            int rc = err != TAM_OK ? err : wk_report_applied(&jobs[i], rep[k++]);
+            items[i].rc = rc == TAM_OK ? finish_result(&jobs[i], &items[i].result) : rc;
         }
-        int rc = err != TAM_OK ? err : wk_report_applied(&jobs[i], rep[k]);
-        items[i].rc = rc == TAM_OK ? finish_result(&jobs[i], &items[i].result) : rc;
-        k++;
     }
-    if (rep != NULL) {
-        wk_replies_free(rep, total);
-    }
-    tam_free(rep);
+    wk_replies_free(rep, total);
 }
 
 static void log_job(const struct wk_job *j, const char *entry_id, uint64_t t0, int err)

@@ -157,33 +157,44 @@ void wk_batch_addf(struct wk_batch *b, const char *fmt, ...)
     batch_push(b, cmd, len);
 }
 
-int wk_batch_exec(struct worker *w, struct wk_batch *b, redisReply **replies)
+int wk_batches_exec(struct worker *w, struct wk_batch *const *b, size_t n, redisReply **replies)
 {
     redisContext *c = w->cmd;
-    memset(replies, 0, sizeof(*replies) * b->n);
-    if (b->overflow) {
-        return TAM_ENOMEM;
+    uint32_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (b[i] != NULL && b[i]->overflow) {
+            return TAM_ENOMEM; /* before anything is sent: no reply is owed */
+        }
+        total += b[i] != NULL ? b[i]->n : 0;
     }
+    memset(replies, 0, sizeof(*replies) * total);
     (void)wk_drain(w);
     if (c == NULL || c->err != 0) {
         return TAM_EUNAVAIL;
     }
-    for (uint32_t i = 0; i < b->n; i++) {
-        if (redisAppendFormattedCommand(c, b->cmd[i], (size_t)b->len[i]) != REDIS_OK) {
-            note_io_error(w, c);
-            return TAM_EUNAVAIL;
+    for (size_t i = 0; i < n; i++) {
+        for (uint32_t k = 0; b[i] != NULL && k < b[i]->n; k++) {
+            if (redisAppendFormattedCommand(c, b[i]->cmd[k], (size_t)b[i]->len[k]) != REDIS_OK) {
+                note_io_error(w, c);
+                return TAM_EUNAVAIL;
+            }
         }
     }
-    for (uint32_t i = 0; i < b->n; i++) {
+    for (uint32_t k = 0; k < total; k++) {
         void *r = NULL;
         if (redisGetReply(c, &r) != REDIS_OK) {
             note_io_error(w, c);
-            wk_replies_free(replies, i);
+            wk_replies_free(replies, k);
             return TAM_EUNAVAIL;
         }
-        replies[i] = r;
+        replies[k] = r;
     }
     return TAM_OK;
+}
+
+int wk_batch_exec(struct worker *w, struct wk_batch *b, redisReply **replies)
+{
+    return wk_batches_exec(w, &b, 1, replies);
 }
 
 void wk_replies_free(redisReply **replies, uint32_t n)

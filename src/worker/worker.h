@@ -234,11 +234,13 @@ void wk_batch_spans(struct wk_batch *b, size_t n, const struct tam_bytes *args);
 #define WK_NUM_(n)    #n
 #define WK_NUM_STR(n) WK_NUM_(n) /* a numeric macro as a string literal */
 /*
- * Sends the batch (plus `extra` more appended commands when extra_fmt is non-NULL) in one
- * pipeline and reads every reply; replies[i] (n + extra entries) are owned by the caller, or
- * NULL on a connection error (then TAM_EUNAVAIL). An error reply is not a failure here.
+ * Sends every command of the batches b[0..n) (NULL entries skipped) in one pipeline and
+ * reads every reply, in order; the replies are owned by the caller, or all NULL on an error
+ * (TAM_EUNAVAIL: connection; TAM_ENOMEM: a batch overflowed, nothing sent). An error reply
+ * is not a failure here.
  */
-int wk_batch_exec(struct worker *w, struct wk_batch *b, redisReply **replies);
+int wk_batches_exec(struct worker *w, struct wk_batch *const *b, size_t n, redisReply **replies);
+int wk_batch_exec(struct worker *w, struct wk_batch *b, redisReply **replies); /* one batch */
 void wk_replies_free(redisReply **replies, uint32_t n);
 uint64_t wk_now_ms(void);  /* wall clock, unix ms */
 uint64_t wk_mono_us(void); /* monotonic, microseconds */
@@ -387,7 +389,8 @@ struct wk_item {
 };
 
 /*
- * Runs a batch of jobs with three round trips for all of them (prefetch, handlers, commit).
+ * Runs a batch of at most WK_CHUNK jobs with a few round trips for all of them: prefetch,
+ * the reports' applies (when there are reports), commit.
  * Per item: rc TAM_OK: result and reply_to are set, the entry may be acknowledged;
  * TAM_EINVAL: the job cannot be decoded (it stays pending and reaches the dead-letter
  * stream after job-attempts deliveries); other errors: retry later. The caller initialises

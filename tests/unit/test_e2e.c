@@ -38,17 +38,6 @@ struct stack {
     pid_t tamd, worker;
 };
 
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    socklen_t len = sizeof(a);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static pid_t spawn(char *const argv[], const char *log)
 {
     pid_t pid = fork();
@@ -157,8 +146,8 @@ static void start(struct stack *s)
              s->build, DEVICES, s->dir);
     run(cmd);
     tu_redis_start(&s->redis);
-    s->port = free_port();
-    s->admin_port = free_port();
+    s->port = tu_free_port();
+    s->admin_port = tu_free_port();
     write_config(s);
     put_catalogue(s);
     char conf[256], tamd[1100], worker[1100], log1[256], log2[256];
@@ -300,11 +289,11 @@ Test(e2e, demo_zero_configuration)
     cr_assert_not_null(mkdtemp(dir));
     const char *b = getenv("TAM_BUILD_ROOT");
     snprintf(tamd, sizeof(tamd), "%s/src/gateway/tamd", b != NULL ? b : "build");
-    snprintf(listen, sizeof(listen), "127.0.0.1:%u", free_port());
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", tu_free_port());
     /* The demo's payload server takes the admin port + 1: find a free pair. */
-    uint16_t ap = free_port();
+    uint16_t ap = tu_free_port();
     while (ap == 65535) {
-        ap = free_port();
+        ap = tu_free_port();
     }
     snprintf(admin, sizeof(admin), "127.0.0.1:%u", ap);
     snprintf(out, sizeof(out), "%s/out.log", dir);
@@ -317,9 +306,9 @@ Test(e2e, demo_zero_configuration)
         snprintf(log, sizeof(log), "%s/tamd.log", dir);
         f = f != NULL ? freopen(log, "w", stderr) : NULL;
         (void)f;
-        char *argv[] = {tamd,    "--data-dir", dir,     "--demo",      "--listen",
-                        listen,  "--admin-listen", admin, "--workers", "2",
-                        "--log-level", "warn", NULL};
+        char *argv[] = {tamd,          "--data-dir",     dir,   "--demo",    "--listen",
+                        listen,        "--admin-listen", admin, "--workers", "2",
+                        "--log-level", "warn",           NULL};
         execv(argv[0], argv);
         _exit(127);
     }
@@ -363,13 +352,13 @@ static void zc_start(struct zc *z)
     cr_assert_not_null(mkdtemp(z->dir));
     const char *b = getenv("TAM_BUILD_ROOT");
     snprintf(z->build, sizeof(z->build), "%s", b != NULL ? b : "build");
-    snprintf(z->listen, sizeof(z->listen), "127.0.0.1:%u", free_port());
-    snprintf(z->admin, sizeof(z->admin), "127.0.0.1:%u", free_port());
+    snprintf(z->listen, sizeof(z->listen), "127.0.0.1:%u", tu_free_port());
+    snprintf(z->admin, sizeof(z->admin), "127.0.0.1:%u", tu_free_port());
     char tamd[1100], log[128];
     snprintf(tamd, sizeof(tamd), "%s/src/gateway/tamd", z->build);
     snprintf(log, sizeof(log), "%s/tamd.log", z->dir);
-    char *argv[] = {tamd, "--data-dir", z->dir, "--listen", z->listen, "--admin-listen", z->admin,
-                    "--workers", "1", NULL};
+    char *argv[] = {tamd,     "--data-dir", z->dir, "--listen", z->listen, "--admin-listen",
+                    z->admin, "--workers",  "1",    NULL};
     z->pid = spawn(argv, log);
     char tok[128];
     snprintf(tok, sizeof(tok), "%s/operator.token", z->dir);
@@ -415,8 +404,7 @@ static void zc_tenant(struct zc *z, const char *id, const char *tc_hex, char *to
     char body[1024], path[128];
     json_t *j = NULL;
     snprintf(body, sizeof(body),
-             "{\"id\":\"%s\",\"attestation\":\"none\",\"limits\":{\"rps_per_device\":1000}}",
-             id);
+             "{\"id\":\"%s\",\"attestation\":\"none\",\"limits\":{\"rps_per_device\":1000}}", id);
     cr_assert_eq(zc_admin(z, "POST", "/v1/tenants", z->op, body, &j), 201);
     const char *tok = json_string_value(json_object_get(j, "token"));
     cr_assert_not_null(tok);

@@ -21,6 +21,7 @@
 #include "tam/alloc.h"
 #include "tam/err.h"
 #include "tam/httpc.h"
+#include "testutil.h"
 
 /* ---- the Python server and certificates ---- */
 
@@ -174,17 +175,6 @@ static void certs_remove(struct certs *c)
     unlink(c->other_cert);
     unlink(c->other_key);
     rmdir(c->dir);
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    socklen_t len = sizeof(sa);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
 }
 
 /* ---- a loop, a pool and recorded results ---- */
@@ -659,7 +649,7 @@ Test(httpc, timeout_fires_once)
 Test(httpc, connection_refused)
 {
     char url[128];
-    url_for(url, sizeof(url), "http", "127.0.0.1", free_port(), "/echo");
+    url_for(url, sizeof(url), "http", "127.0.0.1", tu_free_port(), "/echo");
     struct tam_httpc_opts o = {.url = url};
     struct tctx *t = tctx_new(&o);
     t->n_want = 1;

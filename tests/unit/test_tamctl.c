@@ -507,19 +507,6 @@ Test(tamctl_admin_tls, https_verifies_the_server_with_cacert)
 
 /* ---- the real tamd: its admin listener serves /v1 ---- */
 
-/* A TCP port that was free a moment ago (bind to 0, read, close). */
-static unsigned free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    socklen_t len = sizeof(sa);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static pid_t start_tamd(const char *tamd, const char *redis_addr, const char *dir, unsigned port,
                         unsigned admin_port)
 {
@@ -564,8 +551,8 @@ Test(tamctl_tamd, against_the_real_tamd, .timeout = 60)
     uint8_t kek[TAM_SEAL_KEK_LEN];
     snprintf(kekp, sizeof(kekp), "%s/kek.key", dir);
     cr_assert_eq(tam_seal_kek_load(kekp, true, kek, NULL), TAM_OK);
-    unsigned admin_port = free_port();
-    pid_t pid = start_tamd(tamd, rs.addr, dir, free_port(), admin_port);
+    unsigned admin_port = tu_free_port();
+    pid_t pid = start_tamd(tamd, rs.addr, dir, tu_free_port(), admin_port);
     snprintf(p, sizeof(p), "%s/operator.token", dir);
     struct stat st;
     for (int i = 0; i < 500 && stat(p, &st) != 0; i++) {

@@ -1,9 +1,13 @@
 #include "testutil.h"
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "tam/alloc.h"
 #include "tam/err.h"
@@ -57,4 +61,16 @@ uint8_t *tu_hex(const char *hex, size_t *len)
     tam_buf_init(&b, 64u << 20);
     cr_assert_eq(tam_hex_decode(hex, strlen(hex), &b), TAM_OK, "bad hex literal");
     return tam_buf_take(&b, len);
+}
+
+uint16_t tu_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    socklen_t len = sizeof(sa);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
 }

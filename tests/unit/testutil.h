@@ -17,5 +17,7 @@ uint8_t *tu_load_hex(const char *name, size_t *len);
 char *tu_load_text(const char *name, size_t *len);
 /* Parses a hex literal (test data in source). Caller frees. */
 uint8_t *tu_hex(const char *hex, size_t *len);
+/* A loopback TCP port that was free a moment ago (bound to 0, read, closed). */
+uint16_t tu_free_port(void);
 
 #endif

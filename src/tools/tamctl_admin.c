@@ -292,6 +292,17 @@ void tamctl_print_answer(json_t *j)
     }
 }
 
+int tamctl_show(const struct tamctl_admin *a, int rc, json_t *j, void (*print)(json_t *j))
+{
+    if (rc == 0 && a->json) {
+        tamctl_print_answer(j);
+    } else if (rc == 0) {
+        print(j);
+    }
+    json_decref(j);
+    return rc;
+}
+
 void tamctl_done(const struct tamctl_admin *a, const char *what)
 {
     if (!a->json) {

@@ -121,6 +121,9 @@ const char *tamctl_fmt_scalar(json_t *v, char *buf, size_t n); /* string/int/boo
 void tamctl_kv(const char *k, const char *v);
 /* Prints a JSON answer pretty on stdout (members in the server's order); keeps j. */
 void tamctl_print_answer(json_t *j);
+/* The end of a command that shows one object: when rc is 0, j as JSON under --json, else
+ * with print; then releases j. Returns rc. */
+int tamctl_show(const struct tamctl_admin *a, int rc, json_t *j, void (*print)(json_t *j));
 /* Prints a 204 answer's confirmation, or the JSON answer under --json. */
 void tamctl_done(const struct tamctl_admin *a, const char *what);
 

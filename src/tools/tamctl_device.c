@@ -241,13 +241,7 @@ static int device_one(struct tamctl_admin *a, const char *verb, int argc, char *
     } else {
         rc = tamctl_api(a, "GET", path, NULL, &j);
     }
-    if (rc == 0 && a->json) {
-        tamctl_print_answer(j);
-    } else if (rc == 0) {
-        print_device(j);
-    }
-    json_decref(j);
-    return rc;
+    return tamctl_show(a, rc, j, print_device);
 }
 
 int tamctl_admin_device(struct tamctl_admin *a, int argc, char **argv)
@@ -352,11 +346,5 @@ int tamctl_admin_policy(struct tamctl_admin *a, int argc, char **argv)
     } else {
         return tamctl_usage_fail("usage: tamctl policy show | policy set FILE.json");
     }
-    if (rc == 0 && a->json) {
-        tamctl_print_answer(j);
-    } else if (rc == 0) {
-        print_policy(j);
-    }
-    json_decref(j);
-    return rc;
+    return tamctl_show(a, rc, j, print_policy);
 }

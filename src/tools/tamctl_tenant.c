@@ -343,13 +343,7 @@ static int tenant_one(struct tamctl_admin *a, const char *verb, int argc, char *
     } else {
         rc = tamctl_api(a, "GET", path, NULL, &j);
     }
-    if (rc == 0 && a->json) {
-        tamctl_print_answer(j);
-    } else if (rc == 0) {
-        print_tenant(j);
-    }
-    json_decref(j);
-    return rc;
+    return tamctl_show(a, rc, j, print_tenant);
 }
 
 int tamctl_admin_tenant(struct tamctl_admin *a, int argc, char **argv)

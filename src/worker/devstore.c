@@ -314,7 +314,7 @@ int wk_pending_dropped(struct wk_job *j, const redisReply *r)
         }
         freeReplyObject(d);
         tam_log(TAM_LOG_INFO, "event=pending_dropped tenant=%s reason=max_pending_per_device",
-                j->tenant->t->id);
+                j->job.tenant);
     }
     return TAM_OK;
 }

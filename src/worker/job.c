@@ -112,20 +112,52 @@ static int prefetch_append(struct wk_job *j, redisReply ***slots, int *n)
 }
 
 /*
- * One round trip for the whole batch: done key, catalogue version, device record and sent
- * plan of every job.
+ * A chunk of jobs from its prefetch to its acknowledgement. Passes overlap by one: the
+ * commit of pass N is written right behind the prefetch of pass N + 1 (w->ready ->
+ * w->inflight), so Redis executes it while this worker runs pass N + 1's crypto; its replies
+ * are read between pass N + 1's jobs as soon as they are there (or before any other use of
+ * the connection: wk_drain), and pass N's results and acknowledgements go out then.
+ *
+ * Pass N + 1's reads are executed before pass N's writes, just as the jobs of one pass all
+ * read before any of them writes: two jobs of one device in consecutive passes are handled
+ * as they would be in one (the done key's SET NX, the reports' compare-and-set). A report
+ * never meets the commit of its own Update this way: that Update's result is only sent once
+ * the commit was read, after the next pass's entries were taken.
+ *
+ * After its run a pass never uses its jobs' tenants (commit and acknowledgement only need
+ * what the jobs copied), so retired tenants are freed at the end of every run.
  */
-static int prefetch_all(struct worker *w, struct wk_job *jobs, struct wk_item *items, size_t n)
+struct wk_pass {
+    size_t n;
+    uint64_t t0;
+    uint32_t owed;       /* commit replies, once sent */
+    bool failed;         /* the commit could not be sent or read */
+    bool sent[WK_CHUNK]; /* the job's commit went out */
+    struct wk_item items[WK_CHUNK];
+    struct wk_job jobs[WK_CHUNK];
+};
+
+static void commit_append(struct worker *w, struct wk_pass *p);
+
+/*
+ * One round trip for the whole pass: done key, catalogue version, device record and sent
+ * plan of every job. The previous pass's commit, when one is ready, is written right behind
+ * these reads and left in flight (see struct wk_pass).
+ */
+static int prefetch_all(struct worker *w, struct wk_pass *p)
 {
-    redisReply ***slots = tam_calloc(5 * n + 1, sizeof(*slots));
-    if (slots == NULL) {
-        return TAM_ENOMEM;
-    }
+    redisReply **slots[5 * WK_CHUNK];
     int count = 0, err = wk_drain(w);
-    for (size_t i = 0; i < n && err == TAM_OK; i++) {
-        if (items[i].rc == TAM_OK) {
-            err = prefetch_append(&jobs[i], slots, &count);
+    for (size_t i = 0; i < p->n && err == TAM_OK; i++) {
+        if (p->items[i].rc == TAM_OK) {
+            err = prefetch_append(&p->jobs[i], slots, &count);
         }
+    }
+    if (err == TAM_OK && w->ready != NULL) {
+        commit_append(w, w->ready);
+        w->inflight = w->ready;
+        w->ready = NULL;
+        w->n.overlapped++;
     }
     for (int i = 0; i < count && err == TAM_OK; i++) {
         void *r = NULL;
@@ -135,9 +167,9 @@ static int prefetch_all(struct worker *w, struct wk_job *jobs, struct wk_item *i
     if (err != TAM_OK) {
         w->n.redis_errors++;
     }
-    tam_free(slots);
     return err;
 }
+
 static int encode_result(const struct wk_job *j, struct tam_buf *out)
 {
     struct tam_job_result r;
@@ -218,30 +250,73 @@ static int commit_check(struct wk_job *j, redisReply **rep, uint32_t n, struct t
     return err;
 }
 
-/* One pipeline with the commits of every job of the batch that computed a result. */
-static void commit_all(struct worker *w, struct wk_job *jobs, struct wk_item *items, size_t n)
+/*
+ * Appends the commits of every job of the pass that computed a result; the replies are read
+ * by pass_complete. A job whose commands overflowed is not sent and retried later.
+ */
+static void commit_append(struct worker *w, struct wk_pass *p)
 {
-    struct wk_batch *b[WK_CHUNK] = {0};
-    uint32_t total = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].rc == TAM_OK && jobs[i].needs_commit) {
-            commit_queue(&jobs[i], &items[i].result);
-            b[i] = &jobs[i].commit;
-            total += b[i]->n;
+    redisContext *c = w->cmd;
+    p->owed = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        struct wk_job *j = &p->jobs[i];
+        if (p->items[i].rc != TAM_OK || !j->needs_commit) {
+            continue;
         }
+        commit_queue(j, &p->items[i].result);
+        if (j->commit.overflow) {
+            p->items[i].rc = TAM_ENOMEM;
+            continue;
+        }
+        for (uint32_t k = 0; k < j->commit.n; k++) {
+            if (c == NULL || c->err != 0 ||
+                redisAppendFormattedCommand(c, j->commit.cmd[k], (size_t)j->commit.len[k]) !=
+                    REDIS_OK) {
+                p->failed = true;
+                wk_poison(w);
+                return;
+            }
+        }
+        p->sent[i] = true;
+        p->owed += j->commit.n;
     }
-    redisReply **rep = tam_calloc(total + 1u, sizeof(*rep));
-    int err = rep == NULL ? TAM_ENOMEM : wk_batches_exec(w, b, n, rep);
+}
+
+/*
+ * Reads every commit reply of the pass, then checks each job's: a check may use the
+ * connection itself (a lost race reads the winner's result), so nothing may be owed then.
+ */
+static void commit_read(struct worker *w, struct wk_pass *p)
+{
+    redisReply **rep = tam_calloc(p->owed + 1u, sizeof(*rep));
+    uint32_t got = 0;
+    p->failed = p->failed || rep == NULL || w->cmd == NULL;
+    while (!p->failed && got < p->owed) {
+        void *r = NULL;
+        if (redisGetReply(w->cmd, &r) != REDIS_OK) {
+            w->n.redis_errors++;
+            p->failed = true;
+            break;
+        }
+        rep[got++] = r;
+    }
+    if (got < p->owed) {
+        wk_poison(w);
+    }
     uint32_t at = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (b[i] != NULL) {
-            items[i].rc =
-                err != TAM_OK ? err : commit_check(&jobs[i], rep + at, b[i]->n, &items[i].result);
-            at += b[i]->n;
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->sent[i]) {
+            struct wk_job *j = &p->jobs[i];
+            p->items[i].rc = p->failed
+                                 ? TAM_EUNAVAIL
+                                 : commit_check(j, rep + at, j->commit.n, &p->items[i].result);
+            at += j->commit.n;
+        } else if (p->failed && p->items[i].rc == TAM_OK && p->jobs[i].needs_commit) {
+            p->items[i].rc = TAM_EUNAVAIL;
         }
     }
     if (rep != NULL) {
-        wk_replies_free(rep, total);
+        wk_replies_free(rep, got);
     }
     tam_free(rep);
 }
@@ -284,8 +359,11 @@ static int run(struct wk_job *j, struct tam_buf *result)
  * One pipeline with the first attempt of every report apply the batch queued, then each
  * report's result: a report costs no round trip of its own unless it meets a conflict.
  */
-static void apply_all(struct worker *w, struct wk_job *jobs, struct wk_item *items, size_t n)
+static void apply_all(struct worker *w, struct wk_pass *p)
 {
+    struct wk_job *jobs = p->jobs;
+    struct wk_item *items = p->items;
+    size_t n = p->n;
     struct wk_batch *b[WK_CHUNK] = {0};
     redisReply *rep[WK_CHUNK] = {0};
     uint32_t total = 0;
@@ -331,44 +409,116 @@ static void log_job(const struct wk_job *j, const char *entry_id, uint64_t t0, i
             err != TAM_OK ? " err=" : "", err != TAM_OK ? tam_errname(err) : "");
 }
 
-void wk_jobs_process(struct worker *w, struct wk_item *items, size_t n)
+static void pass_free(struct wk_pass *p)
 {
-    uint64_t t0 = wk_mono_us();
-    struct wk_job *jobs = tam_calloc(n, sizeof(*jobs));
-    for (size_t i = 0; i < n; i++) {
-        items[i].rc = jobs != NULL ? TAM_OK : TAM_ENOMEM;
-        items[i].reply_to[0] = '\0';
-        tam_buf_init(&items[i].result, WK_BODY_MAX + 4096);
+    for (size_t i = 0; i < p->n; i++) {
+        job_finish(&p->jobs[i]);
+        tam_buf_finish(&p->items[i].result);
     }
-    if (jobs == NULL) {
+    tam_free(p);
+}
+
+/* Commit replies read and checked: results out, entries acknowledged, the pass freed. */
+static void pass_complete(struct worker *w, struct wk_pass *p)
+{
+    commit_read(w, p);
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->items[i].rc != TAM_EINVAL) {
+            log_job(&p->jobs[i], p->items[i].id, p->t0, p->items[i].rc);
+        }
+        /* Failed ones stay pending: XAUTOCLAIM retries them after claim-idle. */
+        w->n.failed += p->items[i].rc != TAM_OK;
+    }
+    wk_queue_ack(w, p->items, p->n);
+    pass_free(p);
+}
+
+void wk_jobs_collect(struct worker *w, bool wait)
+{
+    struct wk_pass *p = w->inflight;
+    if (p == NULL || (!wait && !wk_reply_ready(w->cmd))) {
         return;
     }
+    w->inflight = NULL; /* before its checks, which may use the connection */
+    pass_complete(w, p);
+}
+
+void wk_jobs_commit(struct worker *w)
+{
+    (void)wk_drain(w);
+    struct wk_pass *p = w->ready;
+    if (p == NULL) {
+        return;
+    }
+    w->ready = NULL;
+    commit_append(w, p);
+    w->inflight = p;
+    wk_jobs_collect(w, true);
+}
+
+/* A pass with its own copy of the entries (the stream reply they came in is freed first). */
+static struct wk_pass *pass_new(struct worker *w, const struct wk_item *items, size_t n)
+{
+    struct wk_pass *p = tam_calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return NULL;
+    }
+    p->n = n;
+    p->t0 = wk_mono_us();
     for (size_t i = 0; i < n; i++) {
-        job_init(&jobs[i], w);
+        struct wk_item *it = &p->items[i];
+        struct wk_job *j = &p->jobs[i];
+        *it = items[i];
+        job_init(j, w);
+        tam_buf_init(&it->result, WK_BODY_MAX + 4096);
+        it->reply_to[0] = '\0';
+        uint8_t *raw = it->raw.len > 0 ? tam_arena_alloc(&j->arena, it->raw.len) : NULL;
+        if (raw != NULL) {
+            memcpy(raw, it->raw.ptr, it->raw.len);
+        }
+        it->raw = tam_bytes_of(raw, raw != NULL ? it->raw.len : 0);
+        it->rc = raw != NULL || items[i].raw.len == 0 ? TAM_OK : TAM_ENOMEM;
+    }
+    return p;
+}
+
+static void pass_decode(struct wk_pass *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        struct wk_item *it = &p->items[i];
         const char *why = "?";
-        if (items[i].raw.len == 0 ||
-            decode(&jobs[i], items[i].raw.ptr, items[i].raw.len, &why) != TAM_OK) {
-            tam_log(TAM_LOG_WARN, "event=job_invalid entry=%s reason=\"%s\"", items[i].id,
-                    items[i].raw.len == 0 ? "no job field" : why);
-            items[i].rc = TAM_EINVAL;
+        if (it->rc != TAM_OK) {
             continue;
         }
-        (void)snprintf(items[i].reply_to, sizeof(items[i].reply_to), "%s", jobs[i].job.reply_to);
-    }
-    int err = prefetch_all(w, jobs, items, n);
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].rc == TAM_OK) {
-            items[i].rc = err != TAM_OK ? err : run(&jobs[i], &items[i].result);
+        if (it->raw.len == 0 || decode(&p->jobs[i], it->raw.ptr, it->raw.len, &why) != TAM_OK) {
+            tam_log(TAM_LOG_WARN, "event=job_invalid entry=%s reason=\"%s\"", it->id,
+                    it->raw.len == 0 ? "no job field" : why);
+            it->rc = TAM_EINVAL;
+            continue;
         }
+        (void)snprintf(it->reply_to, sizeof(it->reply_to), "%s", p->jobs[i].job.reply_to);
     }
-    apply_all(w, jobs, items, n);
-    commit_all(w, jobs, items, n);
+}
+
+void wk_jobs_process(struct worker *w, const struct wk_item *items, size_t n)
+{
+    struct wk_pass *p = pass_new(w, items, n);
+    if (p == NULL) {
+        return; /* the entries stay pending and are retried */
+    }
+    pass_decode(p);
+    int err = prefetch_all(w, p);
     for (size_t i = 0; i < n; i++) {
-        if (items[i].rc != TAM_EINVAL) {
-            log_job(&jobs[i], items[i].id, t0, items[i].rc);
+        if (p->items[i].rc == TAM_OK) {
+            p->items[i].rc = err != TAM_OK ? err : run(&p->jobs[i], &p->items[i].result);
         }
-        job_finish(&jobs[i]);
+        wk_jobs_collect(w, false); /* the previous pass's results go out as soon as they can */
     }
-    tam_free(jobs);
-    wk_rtenants_gc(w); /* no job points at a retired tenant any more */
+    apply_all(w, p);
+    /* A completed pass never uses its jobs' tenants: retired ones can go now. */
+    wk_rtenants_gc(w);
+    if (w->ready != NULL) {
+        wk_jobs_commit(w); /* prefetch failed before the last pass's commit went out */
+    }
+    w->ready = p;
 }

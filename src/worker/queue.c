@@ -35,6 +35,7 @@
 
 static void drop_connections(struct worker *w)
 {
+    wk_jobs_commit(w); /* on a lost connection: the passes fail, their entries stay pending */
     w->deferred = 0;
     w->read_ahead = false;
     if (w->cmd != NULL) {
@@ -122,7 +123,7 @@ static struct tam_bytes entry_job(const redisReply *e)
  * Results, then one XACK and one XDEL for every finished item, written at once; their replies
  * are read later (wk_drain), so the next XREADGROUP overlaps with this round trip.
  */
-static void ack_all(struct worker *w, struct wk_item *items, size_t n)
+void wk_queue_ack(struct worker *w, struct wk_item *items, size_t n)
 {
     const char *ack[4 + WK_CHUNK] = {"XACK", TAM_KEY_JOBS, TAM_KEY_JOBS_GROUP};
     const char *del[3 + WK_CHUNK] = {"XDEL", TAM_KEY_JOBS};
@@ -210,7 +211,7 @@ static bool still_ours(struct worker *w, const char *id, uint64_t held_ms)
 
 /*
  * Processes entries[from..to) as one batch of jobs: ownership and attempts checked, then
- * wk_jobs_process, then the results and acknowledgements. deliveries NULL: first delivery.
+ * wk_jobs_process (which acknowledges them later). deliveries NULL: first delivery.
  */
 static void process_chunk(struct worker *w, const redisReply *entries, size_t from, size_t to,
                           const long long *deliveries, uint64_t taken_ms)
@@ -234,15 +235,8 @@ static void process_chunk(struct worker *w, const redisReply *entries, size_t fr
         }
         n++;
     }
-    if (n == 0) {
-        return;
-    }
-    wk_jobs_process(w, items, n);
-    ack_all(w, items, n);
-    for (size_t i = 0; i < n; i++) {
-        /* Failed ones stay pending: XAUTOCLAIM retries them after claim-idle. */
-        w->n.failed += items[i].rc != TAM_OK;
-        tam_buf_finish(&items[i].result);
+    if (n > 0) {
+        wk_jobs_process(w, items, n);
     }
 }
 
@@ -300,7 +294,11 @@ static redisReply *receive_read(struct worker *w)
 static void read_batch(struct worker *w)
 {
     if (!w->read_ahead && !send_read(w)) {
+        wk_jobs_commit(w);
         return;
+    }
+    if (w->ready != NULL && !wk_reply_ready(w->blk)) {
+        wk_jobs_commit(w); /* no next batch to send its commit with: the results go out now */
     }
     redisReply *r = receive_read(w);
     if (r == NULL) {
@@ -433,7 +431,7 @@ void wk_counters_log(const struct worker *w)
             "duplicates=%llu lost_races=%llu dropped=%llu updates=%llu error_updates=%llu "
             "nothing=%llu query_requests=%llu attest_ok=%llu attest_failed=%llu "
             "keys_learned=%llu reports=%llu reports_dropped=%llu manifests_built=%llu "
-            "catalog_loads=%llu tenant_loads=%llu redis_errors=%llu",
+            "catalog_loads=%llu tenant_loads=%llu redis_errors=%llu overlapped=%llu",
             w->id, (unsigned long long)c->jobs, (unsigned long long)c->done,
             (unsigned long long)c->failed, (unsigned long long)c->dead,
             (unsigned long long)c->claimed, (unsigned long long)c->duplicates,
@@ -444,7 +442,7 @@ void wk_counters_log(const struct worker *w)
             (unsigned long long)c->keys_learned, (unsigned long long)c->reports,
             (unsigned long long)c->reports_dropped, (unsigned long long)c->manifests_built,
             (unsigned long long)c->catalog_loads, (unsigned long long)c->tenant_loads,
-            (unsigned long long)c->redis_errors);
+            (unsigned long long)c->redis_errors, (unsigned long long)c->overlapped);
 }
 
 int wk_queue_run(struct worker *w)
@@ -476,6 +474,7 @@ int wk_queue_run(struct worker *w)
     if (w->read_ahead && connected(w)) {
         read_batch(w); /* jobs the read-ahead took are ours: finish them too */
     }
+    wk_jobs_commit(w);
     (void)wk_drain(w);
     drop_connections(w);
     return TAM_OK;

@@ -1,5 +1,7 @@
 /* Synchronous hiredis helpers: single commands, formatted batches, clocks. */
+#include <poll.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -14,8 +16,27 @@ static void note_io_error(struct worker *w, redisContext *c)
             c->errstr);
 }
 
+void wk_poison(struct worker *w)
+{
+    if (w->cmd != NULL && w->cmd->err == 0) {
+        w->cmd->err = REDIS_ERR_OTHER;
+        (void)snprintf(w->cmd->errstr, sizeof(w->cmd->errstr), "replies out of step");
+        note_io_error(w, w->cmd);
+    }
+}
+
+bool wk_reply_ready(redisContext *c)
+{
+    if (c == NULL || c->err != 0 || c->reader->pos < c->reader->len) {
+        return true; /* buffered, or an error that any read reports at once */
+    }
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    return poll(&pfd, 1, 0) > 0;
+}
+
 int wk_drain(struct worker *w)
 {
+    wk_jobs_collect(w, true);
     while (w->deferred > 0 && w->cmd != NULL && w->cmd->err == 0) {
         void *r = NULL;
         if (redisGetReply(w->cmd, &r) != REDIS_OK) {

@@ -3,13 +3,15 @@
  *
  * A worker is one blocking loop over two synchronous hiredis connections: `blk` is parked in
  * XREADGROUP BLOCK (DEPS.md 5: a blocked read stalls every command behind it), `cmd` carries
- * everything else. Jobs are processed in chunks of up to WK_CHUNK, and a chunk's Redis work
- * is batched into pipelines for all its jobs: prefetch (done key, catalogue version,
- * device record, sent plan), the reports' applies (Lua, when the chunk has reports), commit
- * (state writes, then SET done NX per job) and reply (XADD results, one XACK, one XDEL),
- * whose replies are read later (wk_drain) so that round trip overlaps with the next
- * XREADGROUP. Handlers may still issue their own commands (catalogue loads, a report's
- * apply retried after a conflict), synchronously, between the pipelines.
+ * everything else. Jobs are processed in chunks ("passes", job.c) of up to WK_CHUNK, and a
+ * pass's Redis work is batched into pipelines for all its jobs: prefetch (done key,
+ * catalogue version, device record, sent plan), the reports' applies (Lua, when the pass has
+ * reports), commit (state writes, then SET done NX per job) and reply (XADD results, one
+ * XACK, one XDEL). Redis works while the worker computes: the next XREADGROUP is sent as a
+ * batch arrives, a pass's commit goes out behind the next pass's prefetch and is read while
+ * that pass runs, and the replies to the results and acknowledgements are read only before
+ * the next use of the connection (wk_drain). Handlers may still issue their own commands
+ * (catalogue loads, a report's apply retried after a conflict), synchronously.
  *
  * Tenants come from the configuration file (tenants.c) or, for any other id, from Redis
  * records written by the admin API (rtenants.c: an LRU cache refreshed by one prefetched
@@ -73,6 +75,7 @@ struct wk_counters {
     uint64_t catalog_loads;   /* catalogue (re)loads */
     uint64_t tenant_loads;    /* Redis tenant (re)loads */
     uint64_t redis_errors;    /* connection or reply errors */
+    uint64_t overlapped;      /* commits sent behind the next batch's prefetch (job.c) */
 };
 
 /* One catalogue entry: the record bytes (owned) and their decoding. */
@@ -147,9 +150,11 @@ struct worker {
     struct wk_rcache rc;
     struct wk_counters n;
     uint64_t next_claim_ms;
-    uint32_t deferred;     /* replies still owed on cmd (the last chunk's results and acks) */
-    bool read_ahead;       /* an XREADGROUP was sent on blk and its reply not yet read */
-    uint64_t read_sent_ms; /* when it was sent (monotonic): its entries are ours since */
+    uint32_t deferred;        /* replies owed on cmd for the last pass's results and acks */
+    struct wk_pass *ready;    /* ran; its commit not yet sent (job.c) */
+    struct wk_pass *inflight; /* its commit sent; replies not yet read */
+    bool read_ahead;          /* an XREADGROUP was sent on blk and its reply not yet read */
+    uint64_t read_sent_ms;    /* when it was sent (monotonic): its entries are ours since */
     volatile sig_atomic_t *stop;
     volatile sig_atomic_t *dump;
 };
@@ -212,6 +217,10 @@ struct wk_job {
  * other use of cmd first reads them (wk_drain; the helpers below do it themselves).
  */
 int wk_drain(struct worker *w);
+/* Marks cmd unusable (replies would be owed out of order): the worker reconnects. */
+void wk_poison(struct worker *w);
+/* A reply (or part of one) can be read from c without waiting. */
+bool wk_reply_ready(redisContext *c);
 /* Writes what was appended on cmd and records that n replies are owed. */
 int wk_flush_deferred(struct worker *w, uint32_t n);
 
@@ -382,25 +391,34 @@ uint64_t wk_job_arrival_ms(const struct wk_job *j);
 /* One stream entry of a batch. */
 struct wk_item {
     char id[48];                          /* stream entry id */
-    struct tam_bytes raw;                 /* its `job` field (borrowed from the XREADGROUP reply) */
-    int rc;                               /* out: see wk_jobs_process */
-    struct tam_buf result;                /* out: the encoded tam_job_result (caller finishes) */
-    char reply_to[TAM_JOB_REPLY_MAX + 1]; /* out: where to send it; "" = nowhere */
+    struct tam_bytes raw;                 /* its `job` field */
+    int rc;                               /* the outcome, see wk_jobs_process */
+    struct tam_buf result;                /* the encoded tam_job_result */
+    char reply_to[TAM_JOB_REPLY_MAX + 1]; /* where to send it; "" = nowhere */
 };
 
+struct wk_pass;
+
 /*
- * Runs a batch of at most WK_CHUNK jobs with a few round trips for all of them: prefetch,
- * the reports' applies (when there are reports), commit.
- * Per item: rc TAM_OK: result and reply_to are set, the entry may be acknowledged;
- * TAM_EINVAL: the job cannot be decoded (it stays pending and reaches the dead-letter
- * stream after job-attempts deliveries); other errors: retry later. The caller initialises
- * id and raw, and finishes every result buffer.
+ * Runs a batch of at most WK_CHUNK jobs (id and raw set; raw is copied) with a few round
+ * trips for all of them: prefetch, the reports' applies (when there are reports). The batch
+ * is left in w->ready: its commit goes out with the next batch's prefetch (wk_jobs_process)
+ * or by wk_jobs_commit, and when its replies are read (wk_jobs_collect) each entry is
+ * acknowledged with its result (rc TAM_OK) or left pending: TAM_EINVAL, the job cannot be
+ * decoded (it reaches the dead-letter stream after job-attempts deliveries); other errors,
+ * retried after claim-idle.
  */
-void wk_jobs_process(struct worker *w, struct wk_item *items, size_t n);
+void wk_jobs_process(struct worker *w, const struct wk_item *items, size_t n);
+/* Commits w->ready now and waits for it: no next batch is at hand. */
+void wk_jobs_commit(struct worker *w);
+/* Completes w->inflight: wait, or only if its replies have started to arrive. */
+void wk_jobs_collect(struct worker *w, bool wait);
 
 /* ---- queue.c ---- */
 
 int wk_queue_run(struct worker *w);
+/* Sends the results of the finished items, then one XACK and one XDEL (replies deferred). */
+void wk_queue_ack(struct worker *w, struct wk_item *items, size_t n);
 void wk_counters_log(const struct worker *w);
 
 #endif

@@ -95,19 +95,25 @@ static double cpu_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* CPU seconds of another process: /proc/<pid>/schedstat (nanoseconds on a CPU; /proc/<pid>/stat
- * counts 10 ms ticks, too coarse for the sub-second slices measured here). */
-static double proc_cpu_s(pid_t pid)
+/* Seconds another process spent on a CPU and runnable but waiting for one:
+ * /proc/<pid>/schedstat (nanoseconds; /proc/<pid>/stat counts 10 ms ticks, too coarse for the
+ * sub-second slices measured here). */
+struct sched {
+    double run, wait;
+};
+
+static struct sched proc_sched(pid_t pid)
 {
     char path[64];
     snprintf(path, sizeof(path), "/proc/%ld/schedstat", (long)pid);
     FILE *f = fopen(path, "r");
-    unsigned long long ns = 0;
-    if (f == NULL || fscanf(f, "%llu", &ns) != 1) {
+    unsigned long long run = 0, wait = 0;
+    if (f == NULL || fscanf(f, "%llu %llu", &run, &wait) != 2) {
         die("cannot read %s", path);
     }
     fclose(f);
-    return (double)ns / 1e9;
+    struct sched s = {(double)run / 1e9, (double)wait / 1e9};
+    return s;
 }
 
 static uint64_t wall_ms(void)
@@ -541,15 +547,17 @@ static void average(struct rates *a, const struct rates *b)
     a->import_cpu = (a->import_cpu + b->import_cpu) / 2;
 }
 
-/* Jobs per second: by wall clock, and per CPU second of the worker process. */
+/* Jobs per second: by wall clock, and per CPU second of the worker process; the shares of the
+ * wall time the worker ran and waited for a CPU (the rest it waited for Redis or for jobs). */
 struct tput {
     double wall, cpu;
+    double run_share, wait_share;
 };
 
 static struct tput throughput(struct tam_buf *jobs, int n)
 {
     int got = 0, ok = 0;
-    double c0 = proc_cpu_s(B.worker);
+    struct sched s0 = proc_sched(B.worker);
     double t0 = now_s();
     for (int i = 0; i < n; i += 100) {
         for (int k = i; k < n && k < i + 100; k++) {
@@ -571,11 +579,12 @@ static struct tput throughput(struct tam_buf *jobs, int n)
         got += k;
     }
     double t = now_s() - t0;
-    double c = proc_cpu_s(B.worker) - c0;
+    struct sched s1 = proc_sched(B.worker);
     if (ok != n) {
         die("%d of %d jobs gave an Update (see %s/worker.log)", ok, n, B.dir);
     }
-    struct tput r = {(double)n / t, (double)n / c};
+    double c = s1.run - s0.run;
+    struct tput r = {(double)n / t, (double)n / c, c / t, (s1.wait - s0.wait) / t};
     return r;
 }
 
@@ -634,8 +643,9 @@ static void kid_of(int i, uint8_t kid[32])
 #define ROUNDS 4
 
 struct ratio {
-    double wall, cpu;     /* ratio to the bound, 0..1 */
-    double jobs_s, bound; /* wall clock */
+    double wall, cpu;             /* ratio to the bound, 0..1 */
+    double jobs_s, bound;         /* wall clock */
+    double run_share, wait_share; /* of the slice's wall time */
 };
 
 typedef double (*cost_fn)(const struct rates *r, bool cpu);
@@ -674,6 +684,9 @@ static void report_mode(const char *label, struct ratio *v, int n)
     printf(
         "    cpu:  ratio %5.1f%% of the crypto bound per worker CPU second (slices %.1f..%.1f%%)\n",
         100 * m->cpu, 100 * cmin, 100 * cmax);
+    printf("    worker (that slice): on a CPU %.0f%%, runnable waiting for a CPU %.0f%%, blocked "
+           "(Redis, jobs) %.0f%% of the wall time\n",
+           100 * m->run_share, 100 * m->wait_share, 100 * (1 - m->run_share - m->wait_share));
 }
 
 /* Runs jobs[0..n) in ROUNDS slices; rates[0..ROUNDS] are measured around them. */
@@ -690,6 +703,8 @@ static void measure_rounds(struct tam_buf *jobs, int n, double secs, cost_fn cos
         out[k].bound = 1 / cost(&avg, false);
         out[k].wall = t.wall * cost(&avg, false);
         out[k].cpu = t.cpu * cost(&avg, true);
+        out[k].run_share = t.run_share;
+        out[k].wait_share = t.wait_share;
         before = after;
     }
     *last = before;

@@ -267,6 +267,26 @@ static int log_count(int i, const char *needle)
     return n;
 }
 
+/* The number after the last occurrence of `key=` in worker i's log; -1: none. */
+static long long log_value(int i, const char *key)
+{
+    FILE *f = fopen(F.log[i], "r");
+    if (f == NULL) {
+        return -1;
+    }
+    char line[4096], needle[64];
+    snprintf(needle, sizeof(needle), " %s=", key);
+    long long v = -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        const char *at = strstr(line, needle);
+        if (at != NULL) {
+            v = strtoll(at + strlen(needle), NULL, 10);
+        }
+    }
+    fclose(f);
+    return v;
+}
+
 static void setup(void)
 {
     fx_start(NULL);
@@ -1023,22 +1043,29 @@ Test(worker, kill9_mid_batch_is_reclaimed_and_installs_once)
  * handed it, read-ahead included, is answered and acknowledged before it exits, and every
  * job is either answered once or still queued for the next worker.
  */
-Test(worker, sigterm_finishes_the_jobs_the_read_ahead_took)
+/* The configuration with worker-batch = n (< 1000) instead of the fixture's 256. */
+static void small_batches(int n)
 {
-    add_uri_envelope(ACME, NULL);
-    install_uri_policy(ACME);
     write_config(NULL);
-    size_t len = 0;
     FILE *f = fopen(F.conf, "r");
     cr_assert_not_null(f);
     static char text[8192];
-    len = fread(text, 1, sizeof(text) - 1, f);
+    size_t len = fread(text, 1, sizeof(text) - 1, f);
     fclose(f);
     text[len] = '\0';
     char *at = strstr(text, "worker-batch = 256");
     cr_assert_not_null(at);
-    memcpy(at, "worker-batch =   2", 18); /* small batches: the read-ahead has work to take */
+    char repl[19];
+    snprintf(repl, sizeof(repl), "worker-batch = %3d", n);
+    memcpy(at, repl, 18);
     write_file(F.conf, text, len);
+}
+
+Test(worker, sigterm_finishes_the_jobs_the_read_ahead_took)
+{
+    add_uri_envelope(ACME, NULL);
+    install_uri_policy(ACME);
+    small_batches(2); /* the read-ahead has work to take */
     int n = 40;
     static uint8_t kids[MAXJOBS][32];
     queue_queries(n, kids);
@@ -1063,6 +1090,63 @@ Test(worker, sigterm_finishes_the_jobs_the_read_ahead_took)
         }
     }
     cr_assert_eq(log_count(0, "event=worker_stop"), 1);
+}
+
+/*
+ * Batches of one job: each commit goes out behind the next batch's prefetch and is read while
+ * that batch runs. The two reports of one device then land in consecutive batches, the
+ * second read before the first one's commit; both must still be recorded once each.
+ */
+Test(worker, consecutive_batches_overlap_and_stay_consistent)
+{
+    uint8_t digest[32];
+    add_uri_envelope(ACME, digest);
+    install_uri_policy(ACME);
+    small_batches(1);
+    worker_start(0, "w1");
+    uint8_t tok[2][TAM_TOKEN_LEN];
+    static struct built q[2], s[2];
+    for (int i = 0; i < 2; i++) {
+        struct qopts o = {.attest = true};
+        query_job(&o, &q[i]);
+        xadd(&q[i]);
+        struct answer a;
+        answer_of(&q[i], NULL, &a);
+        cr_assert(outcome_is(&a, "update"), "session %d", i);
+        memcpy(tok[i], a.m.token.ptr, TAM_TOKEN_LEN);
+        answer_finish(&a);
+    }
+    cr_assert_eq(worker_stop(0, SIGTERM), 0);
+    for (int i = 0; i < 2; i++) {
+        struct qopts so = {0};
+        success_job(&so, tok[i], digest, &s[i]);
+        xadd(&s[i]);
+    }
+    int n = 30;
+    static uint8_t kids[MAXJOBS][32];
+    queue_queries(n, kids);
+    worker_start(0, "w1");
+    for (int i = 0; i < 2; i++) {
+        struct answer a;
+        answer_of(&s[i], NULL, &a);
+        cr_assert(outcome_is(&a, "recorded"), "report %d: %.*s", i, (int)a.r.outcome.len,
+                  a.r.outcome.ptr);
+        answer_finish(&a);
+    }
+    wait_all(g_q, n);
+    check_consistent(g_q, n);
+    cr_assert_eq(worker_stop(0, SIGTERM), 0);
+    cr_assert_eq(installed_count(ACME, tam_key_kid(F.agent)), 1);
+    cr_assert_eq(history_len(ACME, tam_key_kid(F.agent)), 2);
+    for (int i = 0; i < n; i++) {
+        cr_assert(device_status_is(ACME, kids[i], "attested"), "device %d", i);
+    }
+    cr_assert_eq(log_count(0, "outcome=retry"), 0);
+    redisReply *p = tu_redis_cmd(&F.rs, "XPENDING %s %s", TAM_KEY_JOBS, TAM_KEY_JOBS_GROUP);
+    cr_assert_eq(p->element[0]->integer, 0, "every entry acknowledged");
+    freeReplyObject(p);
+    cr_assert_gt(log_value(0, "overlapped"), 0, "no commit went out behind a prefetch");
+    cr_assert_eq(log_value(0, "failed"), 0);
 }
 
 Test(worker, redis_restart_with_aof_loses_no_job_or_state)

@@ -153,16 +153,18 @@ static int prefetch_all(struct worker *w, struct wk_pass *p)
             err = prefetch_append(&p->jobs[i], slots, &count);
         }
     }
+    for (int i = 0; i < count && err == TAM_OK; i++) {
+        void *r = NULL;
+        err = redisGetReply(w->cmd, &r) == REDIS_OK ? TAM_OK : TAM_EUNAVAIL;
+        *slots[i] = r;
+    }
+    /* Sent only now: Redis answers a read's commands after executing all of them. */
     if (err == TAM_OK && w->ready != NULL) {
         commit_append(w, w->ready);
         w->inflight = w->ready;
         w->ready = NULL;
         w->n.overlapped++;
-    }
-    for (int i = 0; i < count && err == TAM_OK; i++) {
-        void *r = NULL;
-        err = redisGetReply(w->cmd, &r) == REDIS_OK ? TAM_OK : TAM_EUNAVAIL;
-        *slots[i] = r;
+        err = wk_flush(w);
     }
     if (err != TAM_OK) {
         w->n.redis_errors++;

@@ -57,7 +57,7 @@ int wk_drain(struct worker *w)
     return TAM_OK;
 }
 
-int wk_flush_deferred(struct worker *w, uint32_t n)
+int wk_flush(struct worker *w)
 {
     int done = 0;
     while (!done) {
@@ -66,8 +66,14 @@ int wk_flush_deferred(struct worker *w, uint32_t n)
             return TAM_EUNAVAIL;
         }
     }
-    w->deferred += n;
     return TAM_OK;
+}
+
+int wk_flush_deferred(struct worker *w, uint32_t n)
+{
+    int err = wk_flush(w);
+    w->deferred += err == TAM_OK ? n : 0;
+    return err;
 }
 
 redisReply *wk_cmd(struct worker *w, redisContext *c, const char *fmt, ...)

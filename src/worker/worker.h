@@ -221,6 +221,8 @@ int wk_drain(struct worker *w);
 void wk_poison(struct worker *w);
 /* A reply (or part of one) can be read from c without waiting. */
 bool wk_reply_ready(redisContext *c);
+/* Writes what was appended on cmd. */
+int wk_flush(struct worker *w);
 /* Writes what was appended on cmd and records that n replies are owed. */
 int wk_flush_deferred(struct worker *w, uint32_t n);
 

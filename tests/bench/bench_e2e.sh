@@ -232,8 +232,10 @@ for cfg in ${TAM_E2E_CONFIGS:-1:esp256 1:ed25519 2:esp256 2:ed25519}; do
     c1=$(stack_cpu)
     nstarts=$(awk '/requests in/ {print $1}' "$tmp/wrk.txt")
     out="$tmp/load-$alg-$1.json"
+    redis-cli -s "$tmp/run/redis.sock" CONFIG RESETSTAT >/dev/null
     fleet "$alg" "bench-$alg" "$devices" "$out" --concurrency "$conc" --duration "$secs"
     c2=$(stack_cpu)
+    redis-cli -s "$tmp/run/redis.sock" INFO commandstats >"$tmp/cmds-$alg-$1.txt"
     read -r n short <<<"$(check_installs "$out" "$alg $1+$2")"
     [ "$short" = 0 ] || notes+=("$alg $1+$2: $short of $((n + short)) sessions ended without an Update (QueryResponse answered 204); full exchanges/s counts only the $n that installed")
     read -r start_cpu _ <<<"$(cpu_per "$c0" "$c1" "$nstarts")"
@@ -242,6 +244,14 @@ for cfg in ${TAM_E2E_CONFIGS:-1:esp256 1:ed25519 2:esp256 2:ed25519}; do
     lat=$(jget "$out" '"%.2f / %.2f" % (d["latency_ms"]["query_response"]["p50"], d["latency_ms"]["query_response"]["p99"])')
     agent_cpu=$(jget "$out" "round(d['cpu_s'] * 1e6 / max(1, d['sessions_ok']))")
     rows+=("$alg $1 $2 $starts $exch $n $start_cpu $exch_cpu $gw_cpu $wk_cpu $rd_cpu $lat $agent_cpu")
+    # Redis commands per session of the load run (every session, installed or not).
+    notes+=("$alg $1+$2: Redis commands per session: $(py '
+import re, sys
+n = float(sys.argv[2])
+calls = {m.group(1): int(m.group(2)) for m in re.finditer(r"cmdstat_(\S+?):calls=(\d+)", open(sys.argv[1]).read())}
+top = sorted(calls.items(), key=lambda kv: -kv[1])
+print("%.1f (%s)" % (sum(calls.values()) / n, ", ".join("%s %.1f" % (k, v / n) for k, v in top)))
+' "$tmp/cmds-$alg-$1.txt" "$(jget "$out" 'd["sessions_ok"] + d["sessions_failed"]')")")
     if [ "$alg" = esp256 ] && [ "$1" = 1 ]; then
       peak=$exch
       # Latency at half of the peak: open loop, a second fleet of new devices.

@@ -31,6 +31,14 @@ int tam_log_level_parse(const char *name); /* "error".."debug", -1 if unknown */
 const char *tam_log_level_name(int level);  /* the inverse; "info" if out of range */
 void tam_log_write(int level, const char *file, int line, const char *fmt, ...) TAM_PRINTF(4, 5);
 
+/*
+ * Lines logged between tam_log_hold() and tam_log_release() are written together at release
+ * (or as 32 KiB gather), with one write(2): tam-worker logs a line per job, and a system call
+ * per line was most of its system calls. Not nested; for short stretches of one thread.
+ */
+void tam_log_hold(void);
+void tam_log_release(void);
+
 /* Copies s (len bytes, possibly binary) into out as a printable, quoted logfmt value. */
 const char *tam_log_quote(const void *s, size_t len, char *out, size_t outsz);
 

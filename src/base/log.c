@@ -63,10 +63,29 @@ static const char *short_path(const char *file)
     return p != NULL ? p : file;
 }
 
-/* Re-emits a logfmt line (key=value, values optionally quoted) as one JSON object. */
-static void write_json(FILE *f, const char *line)
+/* A line being composed; appends past the end are dropped (the line is cut, never overrun). */
+struct line {
+    char buf[8192];
+    size_t len;
+};
+
+static void put_n(struct line *l, const char *s, size_t n)
 {
-    fputc('{', f);
+    size_t room = sizeof(l->buf) - 4 - l->len; /* the JSON or newline terminator always fits */
+    n = n < room ? n : room;
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+}
+
+static void put_s(struct line *l, const char *s)
+{
+    put_n(l, s, strlen(s));
+}
+
+/* Re-emits a logfmt line (key=value, values optionally quoted) as one JSON object. */
+static void put_json(struct line *l, const char *line)
+{
+    put_s(l, "{");
     const char *p = line;
     int first = 1;
     while (*p != '\0') {
@@ -81,7 +100,9 @@ static void write_json(FILE *f, const char *line)
         if (klen == 0) {
             break;
         }
-        fprintf(f, "%s\"%.*s\":\"", first ? "" : ",", (int)klen, key);
+        put_s(l, first ? "\"" : ",\"");
+        put_n(l, key, klen);
+        put_s(l, "\":\"");
         first = 0;
         if (*p == '=') {
             p++;
@@ -89,19 +110,48 @@ static void write_json(FILE *f, const char *line)
             p += quoted;
             while (*p != '\0' && (quoted ? *p != '"' : *p != ' ')) {
                 if (*p == '\\') {
-                    fputs("\\\\", f); /* \xNN escapes stay readable in JSON */
+                    put_s(l, "\\\\"); /* \xNN escapes stay readable in JSON */
                 } else if ((unsigned char)*p < 0x20) {
-                    fprintf(f, "\\u%04x", (unsigned char)*p);
+                    char u[8];
+                    snprintf(u, sizeof(u), "\\u%04x", (unsigned char)*p);
+                    put_s(l, u);
                 } else {
-                    fputc(*p, f);
+                    put_n(l, p, 1);
                 }
                 p++;
             }
             p += (*p == '"');
         }
-        fputc('"', f);
+        put_s(l, "\"");
     }
-    fputs("}\n", f);
+    memcpy(l->buf + l->len, "}\n", 2);
+    l->len += 2;
+}
+
+/* Lines held back by tam_log_hold, written together. */
+static struct {
+    int holding;
+    size_t len;
+    char buf[32768];
+} held;
+
+static void write_out(const char *p, size_t n)
+{
+    (void)fwrite(p, 1, n, stderr);
+}
+
+void tam_log_hold(void)
+{
+    held.holding = 1;
+}
+
+void tam_log_release(void)
+{
+    if (held.len > 0) {
+        write_out(held.buf, held.len);
+    }
+    held.len = 0;
+    held.holding = 0;
 }
 
 void tam_log_write(int level, const char *file, int line, const char *fmt, ...)
@@ -125,9 +175,22 @@ void tam_log_write(int level, const char *file, int line, const char *fmt, ...)
     char full[2400];
     snprintf(full, sizeof(full), "ts=%s level=%s prog=%s src=%s:%d %s", when, lvl, log_program,
              short_path(file), line, msg);
+    struct line out;
+    out.len = 0;
     if (log_format == TAM_LOG_JSON) {
-        write_json(stderr, full);
+        put_json(&out, full);
     } else {
-        fprintf(stderr, "%s\n", full);
+        put_s(&out, full);
+        out.buf[out.len++] = '\n';
     }
+    if (!held.holding) {
+        write_out(out.buf, out.len);
+        return;
+    }
+    if (held.len + out.len > sizeof(held.buf)) {
+        write_out(held.buf, held.len);
+        held.len = 0;
+    }
+    memcpy(held.buf + held.len, out.buf, out.len);
+    held.len += out.len;
 }

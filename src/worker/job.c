@@ -424,6 +424,7 @@ static void pass_free(struct wk_pass *p)
 static void pass_complete(struct worker *w, struct wk_pass *p)
 {
     commit_read(w, p);
+    tam_log_hold(); /* the pass's job lines in one write */
     for (size_t i = 0; i < p->n; i++) {
         if (p->items[i].rc != TAM_EINVAL) {
             log_job(&p->jobs[i], p->items[i].id, p->t0, p->items[i].rc);
@@ -431,6 +432,7 @@ static void pass_complete(struct worker *w, struct wk_pass *p)
         /* Failed ones stay pending: XAUTOCLAIM retries them after claim-idle. */
         w->n.failed += p->items[i].rc != TAM_OK;
     }
+    tam_log_release();
     wk_queue_ack(w, p->items, p->n);
     pass_free(p);
 }

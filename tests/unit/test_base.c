@@ -1,5 +1,7 @@
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tam/alloc.h"
 #include "tam/arena.h"
@@ -97,4 +99,103 @@ Test(log, quote_escapes_peer_bytes)
     cr_assert_str_eq(tam_log_quote("a\"b\n\x01", 5, out, sizeof(out)), "\"a\\x22b\\x0a\\x01\"");
     cr_assert_eq(tam_log_level_parse("debug"), TAM_LOG_DEBUG);
     cr_assert_eq(tam_log_level_parse("loud"), -1);
+}
+
+/* stderr into a temporary file for the test; returns what was written since. */
+static int g_saved_stderr = -1;
+static FILE *g_capture;
+
+static void capture_start(void)
+{
+    fflush(stderr);
+    g_capture = tmpfile();
+    cr_assert_not_null(g_capture);
+    g_saved_stderr = dup(STDERR_FILENO);
+    cr_assert_geq(dup2(fileno(g_capture), STDERR_FILENO), 0);
+}
+
+static size_t captured(char *out, size_t cap)
+{
+    fflush(stderr);
+    rewind(g_capture);
+    size_t n = fread(out, 1, cap - 1, g_capture);
+    out[n] = '\0';
+    return n;
+}
+
+static void capture_stop(void)
+{
+    fflush(stderr);
+    dup2(g_saved_stderr, STDERR_FILENO);
+    close(g_saved_stderr);
+    fclose(g_capture);
+    tam_log_configure(TAM_LOG_INFO, TAM_LOG_LOGFMT, "tamgate");
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s != '\0'; s++) {
+        n += *s == '\n';
+    }
+    return n;
+}
+
+Test(log, held_lines_are_written_together_at_release, .fini = capture_stop)
+{
+    static char out[65536];
+    capture_start();
+    tam_log_configure(TAM_LOG_INFO, TAM_LOG_LOGFMT, "t");
+    tam_log_hold();
+    tam_log(TAM_LOG_INFO, "event=one n=%d", 1);
+    tam_log(TAM_LOG_WARN, "event=two");
+    tam_log(TAM_LOG_DEBUG, "event=hidden");
+    cr_assert_eq(captured(out, sizeof(out)), 0, "nothing written while held");
+    tam_log_release();
+    captured(out, sizeof(out));
+    cr_assert_eq(count_lines(out), 2, "%s", out);
+    cr_assert_not_null(strstr(out, "level=info prog=t src="));
+    cr_assert_not_null(strstr(out, "test_base.c:"));
+    cr_assert_not_null(strstr(out, " event=one n=1\n"));
+    cr_assert_not_null(strstr(out, "level=warn"));
+    tam_log(TAM_LOG_INFO, "event=three");
+    captured(out, sizeof(out));
+    cr_assert_eq(count_lines(out), 3, "written at once after release");
+}
+
+Test(log, a_full_hold_buffer_is_written_and_nothing_is_lost, .fini = capture_stop)
+{
+    static char out[1 << 20];
+    capture_start();
+    tam_log_hold();
+    for (int i = 0; i < 400; i++) {
+        tam_log(TAM_LOG_INFO, "event=line i=%d pad=%0150d", i, 0);
+    }
+    cr_assert_gt(captured(out, sizeof(out)), 0, "32 KiB gathered: written before release");
+    tam_log_release();
+    captured(out, sizeof(out));
+    cr_assert_eq(count_lines(out), 400);
+    cr_assert_not_null(strstr(out, " i=0 "));
+    cr_assert_not_null(strstr(out, " i=399 "));
+}
+
+Test(log, json_lines_escape_and_long_lines_stay_whole, .fini = capture_stop)
+{
+    static char out[65536];
+    capture_start();
+    tam_log_configure(TAM_LOG_INFO, TAM_LOG_JSON, "t");
+    char q[64];
+    tam_log(TAM_LOG_INFO, "event=x v=%s", tam_log_quote("a\\b\x01", 4, q, sizeof(q)));
+    char big[3000];
+    memset(big, 'z', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    tam_log(TAM_LOG_INFO, "event=big v=%s", big);
+    captured(out, sizeof(out));
+    cr_assert_eq(count_lines(out), 2, "%s", out);
+    cr_assert_not_null(strstr(out, "\"event\":\"x\",\"v\":\"a\\\\x5cb\\\\x01\"}\n"), "%s", out);
+    const char *second = strchr(out, '\n') + 1;
+    cr_assert_eq(strncmp(second, "{\"ts\":\"", 7), 0);
+    cr_assert_eq(strcmp(second + strlen(second) - 3, "z\"}\n") == 0 ||
+                     strcmp(second + strlen(second) - 2, "}\n") == 0,
+                 1, "the cut line still ends the object");
 }

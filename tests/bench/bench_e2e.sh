@@ -244,13 +244,15 @@ for cfg in ${TAM_E2E_CONFIGS:-1:esp256 1:ed25519 2:esp256 2:ed25519}; do
     lat=$(jget "$out" '"%.2f / %.2f" % (d["latency_ms"]["query_response"]["p50"], d["latency_ms"]["query_response"]["p99"])')
     agent_cpu=$(jget "$out" "round(d['cpu_s'] * 1e6 / max(1, d['sessions_ok']))")
     rows+=("$alg $1 $2 $starts $exch $n $start_cpu $exch_cpu $gw_cpu $wk_cpu $rd_cpu $lat $agent_cpu")
-    # Redis commands per session of the load run (every session, installed or not).
-    notes+=("$alg $1+$2: Redis commands per session: $(py '
+    # Redis commands per session of the load run (every session, installed or not), and the
+    # Redis CPU they took by command (INFO commandstats: calls, usec).
+    notes+=("$alg $1+$2: Redis per session: $(py '
 import re, sys
 n = float(sys.argv[2])
-calls = {m.group(1): int(m.group(2)) for m in re.finditer(r"cmdstat_(\S+?):calls=(\d+)", open(sys.argv[1]).read())}
-top = sorted(calls.items(), key=lambda kv: -kv[1])
-print("%.1f (%s)" % (sum(calls.values()) / n, ", ".join("%s %.1f" % (k, v / n) for k, v in top)))
+st = {m.group(1): (int(m.group(2)), int(m.group(3))) for m in re.finditer(r"cmdstat_(\S+?):calls=(\d+),usec=(\d+)", open(sys.argv[1]).read())}
+top = sorted(st.items(), key=lambda kv: -kv[1][1])
+print("%.1f commands, %.0f us in commands (%s)" % (sum(c for c, u in st.values()) / n, sum(u for c, u in st.values()) / n,
+      ", ".join("%s %.1f x %.1f us" % (k, c / n, u / max(c, 1)) for k, (c, u) in top[:10])))
 ' "$tmp/cmds-$alg-$1.txt" "$(jget "$out" 'd["sessions_ok"] + d["sessions_failed"]')")")
     if [ "$alg" = esp256 ] && [ "$1" = 1 ]; then
       peak=$exch

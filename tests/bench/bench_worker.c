@@ -2,9 +2,9 @@
  * tam-worker benchmark, with a real redis-server (Unix socket) and one real tam-worker:
  *   - job hop latency, XADD -> result on the reply stream, p50/p99 (tam_hdr): for jobs the
  *     worker answers from its done key (the queue's own cost) and for full QueryResponse jobs;
- *   - worker throughput for full QueryResponse jobs (EAT verify + planning + Update signing)
- *     beside the crypto bound of the same operations, from tam_sign / tam_verify rates
- *     measured in the same run:
+ *   - worker throughput for full QueryResponse jobs (EAT verify + planning + Update signing),
+ *     from a full queue (the jobs are queued while the worker is stopped), beside the crypto
+ *     bound of the same operations, from tam_sign / tam_verify rates measured in the same run:
  *       registered devices (the gateway verified the message): 1 verify + 1 sign per job;
  *       attested enrollment (key learned from the EAT cnf): 2 verifies + 1 sign per job.
  * Usage: bench_worker [quick]   (env: TAM_BUILD_ROOT to find tam-worker, TAM_VECTORS)
@@ -554,11 +554,17 @@ struct tput {
     double run_share, wait_share;
 };
 
+/*
+ * The jobs are queued while the worker is stopped (SIGSTOP), then it runs them from a full
+ * queue: the window is SIGCONT -> the stream empty (the worker deletes each entry after its
+ * result is out), polled every millisecond. The results are read and checked afterwards, so
+ * this process takes no CPU from the worker and Redis during the window.
+ */
 static struct tput throughput(struct tam_buf *jobs, int n)
 {
-    int got = 0, ok = 0;
-    struct sched s0 = proc_sched(B.worker);
-    double t0 = now_s();
+    if (kill(B.worker, SIGSTOP) != 0) {
+        die("SIGSTOP: %s", strerror(errno));
+    }
     for (int i = 0; i < n; i += 100) {
         for (int k = i; k < n && k < i + 100; k++) {
             redisAppendCommand(B.c, "XADD %s * job %b", TAM_KEY_JOBS, jobs[k].data, jobs[k].len);
@@ -571,15 +577,32 @@ static struct tput throughput(struct tam_buf *jobs, int n)
             freeReplyObject(r);
         }
     }
-    while (got < n) {
-        int k = read_results(5000, &ok);
-        if (k == 0) {
-            die("worker stalled after %d of %d results (see %s/worker.log)", got, n, B.dir);
+    struct sched s0 = proc_sched(B.worker);
+    double t0 = now_s();
+    kill(B.worker, SIGCONT);
+    long long left = n;
+    for (double stalled = now_s(); left > 0;) {
+        sleep_ms(1);
+        redisReply *r = cmd("XLEN %s", TAM_KEY_JOBS);
+        long long now_left = r->integer;
+        freeReplyObject(r);
+        if (now_left < left) {
+            stalled = now_s();
+        } else if (now_s() - stalled > 5) {
+            die("worker stalled with %lld of %d jobs left (see %s/worker.log)", left, n, B.dir);
         }
-        got += k;
+        left = now_left;
     }
     double t = now_s() - t0;
     struct sched s1 = proc_sched(B.worker);
+    int got = 0, ok = 0;
+    while (got < n) {
+        int k = read_results(5000, &ok);
+        if (k == 0) {
+            die("%d of %d results arrived (see %s/worker.log)", got, n, B.dir);
+        }
+        got += k;
+    }
     if (ok != n) {
         die("%d of %d jobs gave an Update (see %s/worker.log)", ok, n, B.dir);
     }
@@ -636,11 +659,12 @@ static void kid_of(int i, uint8_t kid[32])
  * wall clock (the issue's measure; sensitive to other load on a shared machine) and by CPU
  * time (worker CPU per job vs crypto CPU per operation: what the worker adds).
  *
- * The host's speed drifts within seconds on a shared VM, so the jobs run in ROUNDS slices,
+ * The host's speed drifts within seconds on a shared VM, so the jobs run in slices (12; 4
+ * when quick),
  * each between two crypto measurements, and each slice's ratio uses the average of the two
  * around it; the median slice is reported, with the range.
  */
-#define ROUNDS 4
+#define ROUNDS_MAX 12
 
 struct ratio {
     double wall, cpu;             /* ratio to the bound, 0..1 */
@@ -689,13 +713,13 @@ static void report_mode(const char *label, struct ratio *v, int n)
            100 * m->run_share, 100 * m->wait_share, 100 * (1 - m->run_share - m->wait_share));
 }
 
-/* Runs jobs[0..n) in ROUNDS slices; rates[0..ROUNDS] are measured around them. */
-static void measure_rounds(struct tam_buf *jobs, int n, double secs, cost_fn cost,
-                           struct ratio out[ROUNDS], struct rates *last)
+/* Runs jobs[0..n) in `rounds` slices, with the crypto rates measured around each. */
+static void measure_rounds(struct tam_buf *jobs, int n, int rounds, double secs, cost_fn cost,
+                           struct ratio out[ROUNDS_MAX], struct rates *last)
 {
     struct rates before = crypto_rates(secs);
-    for (int k = 0; k < ROUNDS; k++) {
-        int from = n * k / ROUNDS, to = n * (k + 1) / ROUNDS;
+    for (int k = 0; k < rounds; k++) {
+        int from = n * k / rounds, to = n * (k + 1) / rounds;
         struct tput t = throughput(jobs + from, to - from);
         struct rates after = crypto_rates(secs), avg = before;
         average(&avg, &after);
@@ -719,7 +743,7 @@ int main(int argc, char **argv)
         n_tp = atoi_checked(getenv("TAM_BENCH_TP"));
         n_att = 0;
     }
-    double secs = quick ? 0.15 : 0.4;
+    double secs = quick ? 0.1 : 0.15;
     snprintf(B.dir, sizeof(B.dir), "/tmp/bench-worker-XXXXXX");
     if (mkdtemp(B.dir) == NULL) {
         die("mkdtemp");
@@ -765,19 +789,20 @@ int main(int argc, char **argv)
            quick ? "quick" : "full");
     /* Warm up: the worker connects and loads the catalogues. */
     latency("warm-up (first job, catalogue load)", &jobs[total - 1], 1);
-    struct ratio reg[ROUNDS], att[ROUNDS];
+    struct ratio reg[ROUNDS_MAX], att[ROUNDS_MAX];
+    int rounds = quick ? 4 : ROUNDS_MAX;
     struct rates r;
-    measure_rounds(jobs, n_tp, secs, cost_registered, reg, &r);
+    measure_rounds(jobs, n_tp, rounds, secs, cost_registered, reg, &r);
     printf("  crypto, same run (per wall s / per CPU s): P-256 sign a %zu-byte Update %.0f / %.0f, "
            "verify a %zu-byte EAT %.0f / %.0f, import+verify of a new key %.0f / %.0f, import "
            "%.0f per CPU s\n",
            g_update_len, r.sign.wall, r.sign.cpu, g_eat_len, r.verify.wall, r.verify.cpu,
            r.fresh.wall, r.fresh.cpu, r.import_cpu);
-    report_mode("registered device: EAT verify + Update sign", reg, ROUNDS);
+    report_mode("registered device: EAT verify + Update sign", reg, rounds);
     if (n_att > 0) {
-        measure_rounds(&jobs[total], n_att, secs, cost_attested, att, &r);
+        measure_rounds(&jobs[total], n_att, rounds, secs, cost_attested, att, &r);
         report_mode("attested enrollment: EAT verify + cnf key import x2 + message verify + sign",
-                    att, ROUNDS);
+                    att, rounds);
     }
 
     /* Hop latency: jobs answered from the done key measure the queue itself. */

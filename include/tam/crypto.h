@@ -82,4 +82,12 @@ bool tam_ct_equal(const void *a, const void *b, size_t len);
 /* Cryptographically secure random bytes; fork-safe. */
 TAM_MUST_CHECK int tam_random(void *out, size_t len);
 
+/*
+ * Serves wolfCrypt's allocations from a per-thread size-class cache (src/crypto/wolf_alloc.c:
+ * its elliptic-curve points are too big for glibc's fast paths). Call first thing in main(),
+ * before anything uses wolfSSL. A no-op in ASan builds (and should wolfSSL refuse: malloc
+ * stays).
+ */
+void tam_crypto_cache_allocations(void);
+
 #endif

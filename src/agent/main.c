@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include "tam/crypto.h"
 #include "tam/err.h"
 #include "tam/log.h"
 #include "tool.h"
@@ -32,6 +33,7 @@ int ag_run_keys(const struct ag_opts *o)
 
 int main(int argc, char **argv)
 {
+    tam_crypto_cache_allocations(); /* before anything uses wolfSSL */
     struct ag_opts o;
     int rc = ag_opts_parse(argc, argv, &o);
     if (rc != 0) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "main.h"
+#include "tam/crypto.h"
 #include "tam/err.h"
 #include "tam/log.h"
 #include "tam/tls.h"
@@ -121,6 +122,7 @@ int tam_gw_run_child(struct tam_config *cfg)
 
 int main(int argc, char **argv)
 {
+    tam_crypto_cache_allocations(); /* before anything uses wolfSSL */
     struct tam_config cfg;
     struct tam_buf msg;
     tam_buf_init(&msg, 4096);

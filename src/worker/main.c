@@ -20,6 +20,7 @@
 
 #include "tam/buf.h"
 #include "tam/config.h"
+#include "tam/crypto.h"
 #include "tam/err.h"
 #include "tam/log.h"
 #include "worker.h"
@@ -151,6 +152,7 @@ static void tune_malloc(void)
 
 int main(int argc, char **argv)
 {
+    tam_crypto_cache_allocations(); /* before anything uses wolfSSL */
     install_signals();
     tune_malloc();
     struct tam_config cfg;

@@ -222,6 +222,7 @@ static void measure(enum tam_key_type type, const char *name, double secs)
 
 int main(int argc, char **argv)
 {
+    tam_crypto_cache_allocations(); /* as tamd, tam-worker and tam-agent do */
     double secs = argc > 1 ? strtod(argv[1], NULL) : 0.3;
     if (!(secs > 0 && secs < 60)) {
         fprintf(stderr, "usage: bench_bound [SECONDS_PER_OP]\n");

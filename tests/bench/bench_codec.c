@@ -21,6 +21,7 @@
 
 #include "tam/arena.h"
 #include "tam/cose.h"
+#include "tam/crypto.h"
 #include "tam/err.h"
 #include "tam/hex.h"
 #include "tam/teep.h"
@@ -271,6 +272,7 @@ static void setup(struct fixture *f, const char *vectors, const char *keyfile, i
 
 int main(int argc, char **argv)
 {
+    tam_crypto_cache_allocations(); /* as tamd, tam-worker and tam-agent do */
     const char *vectors = argc > 1 ? argv[1] : "tests/vectors";
     double secs = argc > 2 ? strtod(argv[2], NULL) : 0.5;
     int rounds = argc > 3 ? (int)strtol(argv[3], NULL, 10) : 3;

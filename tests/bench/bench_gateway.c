@@ -525,6 +525,7 @@ static void setup(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    tam_crypto_cache_allocations(); /* as tamd, tam-worker and tam-agent do */
     setup(argc, argv);
     double secs = B.quick ? 0.5 : 2.0;
     unsigned load_s = B.quick ? 3 : 10;

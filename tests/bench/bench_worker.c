@@ -28,6 +28,7 @@
 #include "bench_catalog.h"
 #include "tam/alloc.h"
 #include "tam/cose.h"
+#include "tam/crypto.h"
 #include "tam/eat.h"
 #include "tam/err.h"
 #include "tam/hdr.h"
@@ -736,6 +737,7 @@ static void measure_rounds(struct tam_buf *jobs, int n, int rounds, double secs,
 
 int main(int argc, char **argv)
 {
+    tam_crypto_cache_allocations();   /* as tamd, tam-worker and tam-agent do */
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress shows as it happens, even into a file */
     bool quick = argc > 1 && strcmp(argv[1], "quick") == 0;
     int n_tp = quick ? 800 : 4000, n_lat = quick ? 200 : 1000, n_att = quick ? 200 : 800;

@@ -855,8 +855,123 @@ Test(crypto, p256_verify_uncached_and_cached_paths_agree)
                      "valid, use %d", i);
         cr_assert_eq(tam_verify(k, TAM_ALG_ESP256, msg, sizeof(msg), bad, sig_len), TAM_ESIG,
                      "tampered, use %d", i);
-        cr_assert_eq(tam_verify(k, TAM_ALG_ESP256, msg, sizeof(msg) - 1, sig, sig_len),
-                     TAM_ESIG, "other message, use %d", i);
+        cr_assert_eq(tam_verify(k, TAM_ALG_ESP256, msg, sizeof(msg) - 1, sig, sig_len), TAM_ESIG,
+                     "other message, use %d", i);
     }
     tam_key_destroy(k);
+}
+
+/* ---- the allocator in front of wolfCrypt (src/crypto/wolf_alloc.c) ---------------------- */
+
+/* Its static functions, under test; the public installer renamed to stay out of the way. */
+#define tam_crypto_cache_allocations test_cache_allocations
+void test_cache_allocations(void);
+#include "../../src/crypto/wolf_alloc.c"
+#undef tam_crypto_cache_allocations
+
+static void fill(uint8_t *p, size_t n, uint8_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        p[i] = (uint8_t)(seed + i);
+    }
+}
+
+static bool filled(const uint8_t *p, size_t n, uint8_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != (uint8_t)(seed + i)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+Test(wolf_alloc, a_freed_block_is_handed_out_again_for_its_class)
+{
+    uint8_t *p = cached_malloc(3216); /* an ecc_point with SP_INT_BITS 4096 */
+    cr_assert_not_null(p);
+    fill(p, 3216, 7);
+    cached_free(p);
+    uint8_t *q = cached_malloc(3210); /* same 64-byte class */
+    cr_assert_eq(q, p, "served from the free list");
+    uint8_t *r = cached_malloc(3216);
+    cr_assert_neq(r, q, "the list is empty again");
+    uint8_t *big = cached_malloc(CLASS_MAX + 1), *none = cached_malloc(0);
+    cr_assert_not_null(big);
+    cr_assert_not_null(none);
+    fill(big, CLASS_MAX + 1, 1);
+    cr_assert(filled(big, CLASS_MAX + 1, 1));
+    cached_free(q);
+    cached_free(r);
+    cached_free(big);
+    cached_free(none);
+    cached_free(NULL);
+}
+
+Test(wolf_alloc, realloc_keeps_the_contents_across_classes_and_sizes)
+{
+    static const size_t sizes[] = {1, 63, 64, 65, 1000, 3216, 4096, 4097, 20000, 100, 3216, 1};
+    uint8_t *p = cached_realloc(NULL, 1);
+    fill(p, 1, 3);
+    size_t have = 1;
+    for (size_t i = 1; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        size_t keep = have < sizes[i] ? have : sizes[i];
+        p = cached_realloc(p, sizes[i]);
+        cr_assert_not_null(p);
+        cr_assert(filled(p, keep, 3), "%zu -> %zu", have, sizes[i]);
+        fill(p, sizes[i], 3);
+        have = sizes[i];
+    }
+    cached_free(p);
+}
+
+Test(wolf_alloc, the_cache_holds_at_most_its_byte_limit)
+{
+    size_t n = CACHE_BYTES / CLASS_MAX + 16;
+    void **v = tam_calloc(n, sizeof(*v));
+    for (size_t i = 0; i < n; i++) {
+        v[i] = cached_malloc(CLASS_MAX);
+        cr_assert_not_null(v[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        cached_free(v[i]);
+        cr_assert_leq(cache.bytes, CACHE_BYTES);
+    }
+    cr_assert_eq(cache.bytes, CACHE_BYTES, "full, the rest went back to malloc");
+    for (size_t i = 0; i < n; i++) {
+        v[i] = cached_malloc(CLASS_MAX);
+    }
+    cr_assert_eq(cache.bytes, 0);
+    for (size_t i = 0; i < n; i++) {
+        cached_free(v[i]);
+    }
+    tam_free(v);
+}
+
+/* wolfCrypt on the cache (installed before its first allocation, as main() does), in a child. */
+Test(wolf_alloc, wolfcrypt_signs_and_verifies_on_it)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        bool ok = wolfSSL_SetAllocators(cached_malloc, cached_free, cached_realloc) == 0;
+        static const uint8_t msg[] = "tamgate";
+        for (int i = 0; i < 20 && ok; i++) {
+            struct tam_key *k = NULL;
+            uint8_t sig[TAM_SIG_MAX];
+            size_t len = 0;
+            ok = tam_key_generate(TAM_KEY_P256, &k) == TAM_OK &&
+                 tam_sign(k, TAM_ALG_ESP256, msg, sizeof(msg), sig, &len) == TAM_OK;
+            for (int u = 0; u < 6 && ok; u++) { /* fresh-point and cached paths */
+                ok = tam_verify(k, TAM_ALG_ESP256, msg, sizeof(msg), sig, len) == TAM_OK;
+            }
+            sig[10] ^= 1;
+            ok = ok && tam_verify(k, TAM_ALG_ESP256, msg, sizeof(msg), sig, len) == TAM_ESIG;
+            tam_key_destroy(k);
+        }
+        _exit(ok && cache.bytes > 0 ? 0 : 1);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
 }

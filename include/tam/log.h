@@ -28,7 +28,7 @@ extern int tam_log_threshold;
 
 void tam_log_configure(int level, enum tam_log_format format, const char *program);
 int tam_log_level_parse(const char *name); /* "error".."debug", -1 if unknown */
-const char *tam_log_level_name(int level);  /* the inverse; "info" if out of range */
+const char *tam_log_level_name(int level); /* the inverse; "info" if out of range */
 void tam_log_write(int level, const char *file, int line, const char *fmt, ...) TAM_PRINTF(4, 5);
 
 /*

@@ -113,7 +113,7 @@ static int prefetch_append(struct wk_job *j, redisReply ***slots, int *n)
 
 /*
  * A chunk of jobs from its prefetch to its acknowledgement. Passes overlap by one: the
- * commit of pass N is written right behind the prefetch of pass N + 1 (w->ready ->
+ * commit of pass N is written as soon as pass N + 1's prefetch is answered (w->ready ->
  * w->inflight), so Redis executes it while this worker runs pass N + 1's crypto; its replies
  * are read between pass N + 1's jobs as soon as they are there (or before any other use of
  * the connection: wk_drain), and pass N's results and acknowledgements go out then.
@@ -141,8 +141,8 @@ static void commit_append(struct worker *w, struct wk_pass *p);
 
 /*
  * One round trip for the whole pass: done key, catalogue version, device record and sent
- * plan of every job. The previous pass's commit, when one is ready, is written right behind
- * these reads and left in flight (see struct wk_pass).
+ * plan of every job. The previous pass's commit, when one is ready, is written once these
+ * reads are answered and left in flight (see struct wk_pass).
  */
 static int prefetch_all(struct worker *w, struct wk_pass *p)
 {

@@ -820,13 +820,13 @@ Test(worker, full_exchange_installs_once)
  * must recompute against a fresh read. Both are recorded at once, without a retry of the
  * job, and the TC is listed once.
  */
-Test(worker, reports_of_one_device_in_one_batch_are_applied_in_turn)
+/*
+ * Worker 0 answers two QueryResponses of the agent's device with an Update each and is
+ * stopped; then the two Success reports (s) are queued for its next start.
+ */
+static void two_updates_then_reports_queued(const uint8_t digest[32], struct built s[2])
 {
-    uint8_t digest[32];
-    add_uri_envelope(ACME, digest);
-    install_uri_policy(ACME);
-    worker_start(0, "w1");
-    struct built q[2] = {0}, s[2] = {0};
+    static struct built q[2];
     uint8_t tok[2][TAM_TOKEN_LEN];
     for (int i = 0; i < 2; i++) {
         struct qopts o = {.attest = true};
@@ -842,8 +842,18 @@ Test(worker, reports_of_one_device_in_one_batch_are_applied_in_turn)
     for (int i = 0; i < 2; i++) {
         struct qopts so = {0};
         success_job(&so, tok[i], digest, &s[i]);
-        xadd(&s[i]); /* both queued before the worker runs: one batch */
+        xadd(&s[i]);
     }
+}
+
+Test(worker, reports_of_one_device_in_one_batch_are_applied_in_turn)
+{
+    uint8_t digest[32];
+    add_uri_envelope(ACME, digest);
+    install_uri_policy(ACME);
+    worker_start(0, "w1");
+    static struct built s[2];
+    two_updates_then_reports_queued(digest, s); /* both reports in one batch */
     worker_start(0, "w1");
     for (int i = 0; i < 2; i++) {
         struct answer a;
@@ -1104,24 +1114,8 @@ Test(worker, consecutive_batches_overlap_and_stay_consistent)
     install_uri_policy(ACME);
     small_batches(1);
     worker_start(0, "w1");
-    uint8_t tok[2][TAM_TOKEN_LEN];
-    static struct built q[2], s[2];
-    for (int i = 0; i < 2; i++) {
-        struct qopts o = {.attest = true};
-        query_job(&o, &q[i]);
-        xadd(&q[i]);
-        struct answer a;
-        answer_of(&q[i], NULL, &a);
-        cr_assert(outcome_is(&a, "update"), "session %d", i);
-        memcpy(tok[i], a.m.token.ptr, TAM_TOKEN_LEN);
-        answer_finish(&a);
-    }
-    cr_assert_eq(worker_stop(0, SIGTERM), 0);
-    for (int i = 0; i < 2; i++) {
-        struct qopts so = {0};
-        success_job(&so, tok[i], digest, &s[i]);
-        xadd(&s[i]);
-    }
+    static struct built s[2];
+    two_updates_then_reports_queued(digest, s);
     int n = 30;
     static uint8_t kids[MAXJOBS][32];
     queue_queries(n, kids);

@@ -63,9 +63,15 @@ static const char *short_path(const char *file)
     return p != NULL ? p : file;
 }
 
-/* A line being composed; appends past the end are dropped (the line is cut, never overrun). */
+#define LINE_MAX_IN 2400 /* a logfmt line, cut by snprintf */
+
+/*
+ * A line being composed. JSON turns one input byte into at most 6 (\u00XX; a key's quotes,
+ * colon and comma cost less per byte), so a whole line always fits; put_n still refuses to
+ * overrun.
+ */
 struct line {
-    char buf[8192];
+    char buf[6 * LINE_MAX_IN + 16];
     size_t len;
 };
 
@@ -172,7 +178,7 @@ void tam_log_write(int level, const char *file, int line, const char *fmt, ...)
              (int)(ts.tv_nsec / 1000000));
 
     const char *lvl = level >= 0 && level <= TAM_LOG_DEBUG ? level_names[level] : "info";
-    char full[2400];
+    char full[LINE_MAX_IN];
     snprintf(full, sizeof(full), "ts=%s level=%s prog=%s src=%s:%d %s", when, lvl, log_program,
              short_path(file), line, msg);
     struct line out;

@@ -16,7 +16,9 @@
 
 #include <wolfssl/wolfcrypt/memory.h>
 
-#include <stdlib.h>
+#include "tam/alloc.h"
+
+#include <stdint.h>
 #include <string.h>
 
 #define CLASS_SIZE  64
@@ -59,7 +61,7 @@ static void *cached_malloc(size_t size)
     if (cap > SIZE_MAX - sizeof(struct hdr)) {
         return NULL;
     }
-    struct hdr *h = malloc(sizeof(*h) + cap);
+    struct hdr *h = tam_malloc(sizeof(*h) + cap);
     if (h == NULL) {
         return NULL;
     }
@@ -75,7 +77,7 @@ static void cached_free(void *p)
     struct hdr *h = (struct hdr *)p - 1;
     size_t bytes = h->cls * CLASS_SIZE;
     if (h->cls == 0 || cache.bytes + bytes > CACHE_BYTES) {
-        free(h);
+        tam_free(h);
         return;
     }
     struct free_block *b = p;
@@ -91,7 +93,7 @@ static void *cached_realloc(void *p, size_t size)
     }
     struct hdr *h = (struct hdr *)p - 1;
     if (h->cls == 0 && class_of(size) == 0) {
-        struct hdr *n = realloc(h, sizeof(*h) + size);
+        struct hdr *n = tam_realloc(h, sizeof(*h) + size);
         return n != NULL ? n + 1 : NULL;
     }
     size_t cap = h->cls * CLASS_SIZE;

@@ -519,7 +519,7 @@ void wk_jobs_process(struct worker *w, const struct wk_item *items, size_t n)
         wk_jobs_collect(w, false); /* the previous pass's results go out as soon as they can */
     }
     apply_all(w, p);
-    /* A completed pass never uses its jobs' tenants: retired ones can go now. */
+    /* After its run a pass never uses its jobs' tenants: retired ones can go now. */
     wk_rtenants_gc(w);
     if (w->ready != NULL) {
         wk_jobs_commit(w); /* prefetch failed before the last pass's commit went out */

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../net/write_now.h"
 #include "httpc_internal.h"
 #include "tam/alloc.h"
 #include "tam/err.h"
@@ -325,19 +326,9 @@ static void on_write(uv_write_t *req, int status)
 
 int tam_httpc__conn_write(struct httpc_conn *c, const uint8_t *data, size_t len)
 {
-    /* Written at once when the socket takes it (the usual case): no copy, no write request,
-     * and no epoll_ctl (libuv 1.44 re-registers the descriptor after each uv_write). */
-    uv_buf_t now = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
-    int k = uv_try_write((uv_stream_t *)&c->tcp, &now, 1);
-    if (k < 0 && k != UV_EAGAIN) {
-        return k;
-    }
-    if (k > 0) {
-        data += k;
-        len -= (size_t)k;
-    }
-    if (len == 0) {
-        return 0;
+    int err = tam_net_write_now((uv_stream_t *)&c->tcp, &data, &len);
+    if (err != 0 || len == 0) {
+        return err;
     }
     /* A private copy of the rest: the source may be released (timeout) before libuv is done
      * with it. */
@@ -348,7 +339,7 @@ int tam_httpc__conn_write(struct httpc_conn *c, const uint8_t *data, size_t len)
     w->conn = c;
     memcpy(w->data, data, len);
     uv_buf_t buf = uv_buf_init((char *)w->data, (unsigned)len);
-    int err = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+    err = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
     if (err < 0) {
         tam_free(w);
     }

@@ -96,15 +96,15 @@ static void *cached_realloc(void *p, size_t size)
         struct hdr *n = tam_realloc(h, sizeof(*h) + size);
         return n != NULL ? n + 1 : NULL;
     }
-    size_t cap = h->cls * CLASS_SIZE;
-    if (h->cls != 0 && size <= cap && class_of(size) == h->cls) {
+    if (h->cls != 0 && class_of(size) == h->cls) {
         return p;
     }
     void *n = cached_malloc(size);
     if (n == NULL) {
         return NULL;
     }
-    /* A large block is larger than any class; a class block holds cap bytes. */
+    /* A class block holds cls * CLASS_SIZE bytes; a large one more than any class. */
+    size_t cap = h->cls * CLASS_SIZE;
     memcpy(n, p, h->cls != 0 && cap < size ? cap : size);
     cached_free(p);
     return n;

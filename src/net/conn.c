@@ -11,6 +11,7 @@
 #include "tam/alloc.h"
 #include "tam/err.h"
 #include "tam/log.h"
+#include "write_now.h"
 
 struct wreq {
     uv_write_t req;
@@ -399,20 +400,16 @@ int tam_net__conn_write(struct tam_net_conn *c, const void *p, size_t n, bool co
     if (is_closed(c)) {
         return UV_ECANCELED;
     }
-    /* Most responses fit in the socket buffer: written at once, without a write request.
-     * A completed uv_write costs an epoll_ctl in libuv 1.44 (uv__drain re-registers the
-     * descriptor), one per response; a partial write queues the rest as before. */
-    if (c->writes_pending == 0) {
-        uv_buf_t now = uv_buf_init((char *)(uintptr_t)p, (unsigned)n);
-        int k = uv_try_write(&c->h.stream, &now, 1);
-        if (k < 0 && k != UV_EAGAIN) {
-            return k;
+    if (c->writes_pending == 0) { /* else the queued writes go first */
+        const uint8_t *at = p;
+        size_t left = n;
+        int err = tam_net_write_now(&c->h.stream, &at, &left);
+        if (err != 0) {
+            return err;
         }
-        if (k > 0) {
-            c->srv->stats.bytes_out += (uint64_t)k;
-            p = (const uint8_t *)p + k;
-            n -= (size_t)k;
-        }
+        c->srv->stats.bytes_out += (uint64_t)(n - left);
+        p = at;
+        n = left;
         if (n == 0) {
             return 0;
         }

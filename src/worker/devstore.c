@@ -53,13 +53,11 @@ void wk_device_from_reply(const redisReply *r, struct wk_device *d)
     }
 }
 
-int wk_device_append_get(redisContext *c, const char *tenant, const uint8_t *kid)
+void wk_device_queue_get(struct wk_batch *b, const char *tenant, const uint8_t *kid)
 {
     char key[TAM_KEY_MAX];
     tam_key_device(key, tenant, kid, NULL);
-    return redisAppendCommand(c, "HMGET %s labels installed status type pub", key) == REDIS_OK
-               ? TAM_OK
-               : TAM_EUNAVAIL;
+    wk_batch_addf(b, "HMGET %s labels installed status type pub", key);
 }
 
 int wk_device_fetch(struct wk_job *j)
@@ -212,25 +210,15 @@ int wk_device_apply_queue(struct wk_job *j, const struct tam_bytes *old,
     (void)snprintf(ttl, sizeof(ttl), "%d", WK_DONE_TTL_S);
     (void)snprintf(now, sizeof(now), "%llu", (unsigned long long)j->now_ms);
     (void)snprintf(keep, sizeof(keep), "%d", WK_HISTORY_KEEP);
-    /* Arguments 9..11 are binary (CBOR, JSON): their lengths are given, never strlen'd. */
-    const char *argv[] = {"EVAL", apply_lua,          "4", marker, dev, hist, pending,
-                          ttl,    change ? "1" : "0", "",  "",     "",  tok,  now,
-                          keep};
-    size_t lens[TAM_ARRAY_LEN(argv)];
-    for (size_t i = 0; i < TAM_ARRAY_LEN(argv); i++) {
-        lens[i] = strlen(argv[i]);
-    }
-    if (old->len > 0) {
-        argv[9] = (const char *)old->ptr;
-        lens[9] = old->len;
-    }
-    if (updated != NULL && updated->len > 0) {
-        argv[10] = (const char *)updated->data;
-        lens[10] = updated->len;
-    }
-    argv[11] = (const char *)e.data;
-    lens[11] = e.len;
-    wk_batch_add(b, (int)TAM_ARRAY_LEN(argv), argv, lens); /* copies the arguments */
+    struct tam_bytes none = tam_bytes_of("", 0);
+    struct tam_bytes args[] = {WK_STR("EVAL"), WK_STR(apply_lua), WK_STR("4"), WK_STR(marker),
+                               WK_STR(dev), WK_STR(hist), WK_STR(pending), WK_STR(ttl),
+                               WK_STR(change ? "1" : "0"),
+                               /* binary (CBOR, JSON) */
+                               old->len > 0 ? *old : none,
+                               updated != NULL ? tam_bytes_of(updated->data, updated->len) : none,
+                               tam_bytes_of(e.data, e.len), WK_STR(tok), WK_STR(now), WK_STR(keep)};
+    wk_batch_spans(b, TAM_ARRAY_LEN(args), args); /* copies the arguments */
     tam_buf_finish(&e);
     return b->overflow ? TAM_ENOMEM : TAM_OK;
 }

@@ -80,35 +80,34 @@ static const uint8_t *known_kid(const struct wk_job *j)
  * Redis is resolved after the prefetch, so its job reads what a known tenant's would, plus
  * the stamp (rev) of its record.
  */
-static int prefetch_append(struct wk_job *j, redisReply ***slots, int *n)
+/* Queues one job's prefetch commands; slots[*n..] get where their replies go. */
+static void prefetch_queue(struct wk_job *j, struct wk_batch *b, redisReply ***slots, int *n)
 {
-    redisContext *c = j->w->cmd;
     char key[TAM_KEY_MAX + 8];
     tam_key_job_done(key, j->sess.token, TAM_TOKEN_LEN);
-    int ok = redisAppendCommand(c, "GET %s", key) == REDIS_OK;
+    wk_batch_addf(b, "GET %s", key);
     slots[(*n)++] = &j->pre.done;
     bool served = j->tenant != NULL || j->remote;
     const char *tenant = j->job.tenant;
     if (j->remote) {
-        ok = ok && wk_rtenant_append_stamp(c, tenant) == TAM_OK;
+        wk_rtenant_queue_stamp(b, tenant);
         slots[(*n)++] = &j->pre.stamp;
     }
     if (served && j->job.kind == TAM_JOB_QUERY_RESPONSE) {
         tam_key_tenant(key, tenant, "catalog_version");
-        ok = ok && redisAppendCommand(c, "GET %s", key) == REDIS_OK;
+        wk_batch_addf(b, "GET %s", key);
         slots[(*n)++] = &j->pre.version;
     }
     const uint8_t *kid = known_kid(j);
     if (served && kid != NULL) {
-        ok = ok && wk_device_append_get(c, tenant, kid) == TAM_OK;
+        wk_device_queue_get(b, tenant, kid);
         slots[(*n)++] = &j->pre.device;
     }
     if (served && j->job.kind == TAM_JOB_REPORT) {
         tam_key_session(key, j->sess.token, TAM_TOKEN_LEN);
-        ok = ok && redisAppendCommand(c, "GET %s:plan", key) == REDIS_OK;
+        wk_batch_addf(b, "GET %s:plan", key);
         slots[(*n)++] = &j->pre.sent;
     }
-    return ok ? TAM_OK : TAM_EUNAVAIL;
 }
 
 /*
@@ -146,13 +145,19 @@ static void commit_append(struct worker *w, struct wk_pass *p);
  */
 static int prefetch_all(struct worker *w, struct wk_pass *p)
 {
-    redisReply **slots[5 * WK_CHUNK];
+    redisReply **slots[WK_PREFETCH_MAX * WK_CHUNK];
     int count = 0, err = wk_drain(w);
-    for (size_t i = 0; i < p->n && err == TAM_OK; i++) {
+    struct wk_batch b;
+    wk_batch_init(&b);
+    for (size_t i = 0; i < p->n; i++) {
         if (p->items[i].rc == TAM_OK) {
-            err = prefetch_append(&p->jobs[i], slots, &count);
+            prefetch_queue(&p->jobs[i], &b, slots, &count);
         }
     }
+    if (err == TAM_OK) {
+        err = b.overflow ? TAM_ENOMEM : wk_batch_append(w->cmd, &b);
+    }
+    wk_batch_finish(&b);
     for (int i = 0; i < count && err == TAM_OK; i++) {
         void *r = NULL;
         err = redisGetReply(w->cmd, &r) == REDIS_OK ? TAM_OK : TAM_EUNAVAIL;
@@ -270,14 +275,10 @@ static void commit_append(struct worker *w, struct wk_pass *p)
             p->items[i].rc = TAM_ENOMEM;
             continue;
         }
-        for (uint32_t k = 0; k < j->commit.n; k++) {
-            if (c == NULL || c->err != 0 ||
-                redisAppendFormattedCommand(c, j->commit.cmd[k], (size_t)j->commit.len[k]) !=
-                    REDIS_OK) {
-                p->failed = true;
-                wk_poison(w);
-                return;
-            }
+        if (wk_batch_append(c, &j->commit) != TAM_OK) {
+            p->failed = true;
+            wk_poison(w);
+            return;
         }
         p->sent[i] = true;
         p->owed += j->commit.n;

@@ -125,41 +125,35 @@ static struct tam_bytes entry_job(const redisReply *e)
  */
 void wk_queue_ack(struct worker *w, struct wk_item *items, size_t n)
 {
-    const char *ack[4 + WK_CHUNK] = {"XACK", TAM_KEY_JOBS, TAM_KEY_JOBS_GROUP};
-    const char *del[3 + WK_CHUNK] = {"XDEL", TAM_KEY_JOBS};
-    size_t lack[4 + WK_CHUNK], ldel[3 + WK_CHUNK];
-    int nack = 3, ndel = 2;
-    uint32_t owed = 0;
+    struct tam_bytes ack[3 + WK_CHUNK] = {WK_STR("XACK"), WK_STR(TAM_KEY_JOBS),
+                                          WK_STR(TAM_KEY_JOBS_GROUP)};
+    struct tam_bytes del[2 + WK_CHUNK] = {WK_STR("XDEL"), WK_STR(TAM_KEY_JOBS)};
+    size_t nack = 3, ndel = 2;
     if (wk_drain(w) != TAM_OK) {
         return;
     }
+    struct wk_batch b;
+    wk_batch_init(&b);
     for (size_t i = 0; i < n && i < WK_CHUNK; i++) {
         if (items[i].rc != TAM_OK) {
             continue;
         }
-        if (items[i].reply_to[0] != '\0' &&
-            redisAppendCommand(w->cmd, "XADD %s MAXLEN ~ %d * result %b", items[i].reply_to,
-                               WK_RESULTS_MAXLEN, items[i].result.data,
-                               items[i].result.len) == REDIS_OK) {
-            owed++;
+        if (items[i].reply_to[0] != '\0') {
+            wk_batch_addf(&b, "XADD %s MAXLEN ~ %d * result %b", items[i].reply_to,
+                          WK_RESULTS_MAXLEN, items[i].result.data, items[i].result.len);
         }
-        ack[nack++] = items[i].id;
-        del[ndel++] = items[i].id;
+        ack[nack++] = WK_STR(items[i].id);
+        del[ndel++] = WK_STR(items[i].id);
     }
-    if (nack == 3) {
-        return;
+    if (nack > 3) {
+        wk_batch_spans(&b, nack, ack);
+        wk_batch_spans(&b, ndel, del);
+        if (!b.overflow && wk_batch_append(w->cmd, &b) == TAM_OK &&
+            wk_flush_deferred(w, b.n) == TAM_OK) {
+            w->n.done += (uint64_t)(nack - 3);
+        }
     }
-    for (int i = 0; i < nack; i++) {
-        lack[i] = strlen(ack[i]);
-    }
-    for (int i = 0; i < ndel; i++) {
-        ldel[i] = strlen(del[i]);
-    }
-    owed += redisAppendCommandArgv(w->cmd, nack, ack, lack) == REDIS_OK;
-    owed += redisAppendCommandArgv(w->cmd, ndel, del, ldel) == REDIS_OK;
-    if (wk_flush_deferred(w, owed) == TAM_OK) {
-        w->n.done += (uint64_t)(nack - 3);
-    }
+    wk_batch_finish(&b);
 }
 
 static void dead_letter(struct worker *w, const char *id, struct tam_bytes job, long long count,

@@ -7,6 +7,7 @@
 
 #include "tam/err.h"
 #include "tam/log.h"
+#include "tam/resp.h"
 #include "worker.h"
 
 static void note_io_error(struct worker *w, redisContext *c)
@@ -126,62 +127,61 @@ bool wk_reply_bytes(const redisReply *r, struct tam_bytes *out)
 
 void wk_batch_init(struct wk_batch *b)
 {
-    memset(b, 0, sizeof(*b));
+    tam_buf_init(&b->resp, WK_BATCH_BYTES_MAX);
+    b->n = 0;
+    b->overflow = false;
 }
 
 void wk_batch_finish(struct wk_batch *b)
 {
-    for (uint32_t i = 0; i < b->n; i++) {
-        redisFreeCommand(b->cmd[i]);
-    }
-    memset(b, 0, sizeof(*b));
+    tam_buf_finish(&b->resp);
+    wk_batch_init(b);
 }
 
-static void batch_push(struct wk_batch *b, char *cmd, int len)
+/* Counts a command that `encoded` (a tam_resp_* result) appended, or marks the overflow. */
+static void batch_count(struct wk_batch *b, int encoded)
 {
-    if (len < 0 || cmd == NULL) {
+    if (encoded != TAM_OK) {
         b->overflow = true;
-        return;
+    } else {
+        b->n++;
     }
-    if (b->n >= WK_BATCH_MAX) {
-        redisFreeCommand(cmd);
-        b->overflow = true;
-        return;
-    }
-    b->cmd[b->n] = cmd;
-    b->len[b->n++] = len;
 }
 
-void wk_batch_add(struct wk_batch *b, int argc, const char **argv, const size_t *lens)
+static bool batch_full(struct wk_batch *b)
 {
-    char *cmd = NULL;
-    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
-    batch_push(b, cmd, len);
+    b->overflow = b->overflow || b->n >= WK_BATCH_MAX;
+    return b->overflow;
 }
 
 void wk_batch_spans(struct wk_batch *b, size_t n, const struct tam_bytes *args)
 {
-    const char *argv[WK_SPANS_MAX];
-    size_t lens[WK_SPANS_MAX];
-    if (n > WK_SPANS_MAX) {
-        b->overflow = true;
-        return;
+    if (!batch_full(b)) {
+        batch_count(b, tam_resp_argv(&b->resp, n, args));
     }
-    for (size_t i = 0; i < n; i++) {
-        argv[i] = (const char *)args[i].ptr;
-        lens[i] = args[i].len;
-    }
-    wk_batch_add(b, (int)n, argv, lens);
 }
 
 void wk_batch_addf(struct wk_batch *b, const char *fmt, ...)
 {
-    char *cmd = NULL;
+    if (batch_full(b)) {
+        return;
+    }
     va_list ap;
     va_start(ap, fmt);
-    int len = redisvFormatCommand(&cmd, fmt, ap);
+    batch_count(b, tam_resp_vcmdf(&b->resp, fmt, ap));
     va_end(ap);
-    batch_push(b, cmd, len);
+}
+
+int wk_batch_append(redisContext *c, const struct wk_batch *b)
+{
+    if (b->n == 0) {
+        return TAM_OK;
+    }
+    if (c == NULL || c->err != 0 ||
+        redisAppendFormattedCommand(c, (const char *)b->resp.data, b->resp.len) != REDIS_OK) {
+        return TAM_EUNAVAIL;
+    }
+    return TAM_OK;
 }
 
 int wk_batches_exec(struct worker *w, struct wk_batch *const *b, size_t n, redisReply **replies)
@@ -200,11 +200,9 @@ int wk_batches_exec(struct worker *w, struct wk_batch *const *b, size_t n, redis
         return TAM_EUNAVAIL;
     }
     for (size_t i = 0; i < n; i++) {
-        for (uint32_t k = 0; b[i] != NULL && k < b[i]->n; k++) {
-            if (redisAppendFormattedCommand(c, b[i]->cmd[k], (size_t)b[i]->len[k]) != REDIS_OK) {
-                note_io_error(w, c);
-                return TAM_EUNAVAIL;
-            }
+        if (b[i] != NULL && wk_batch_append(c, b[i]) != TAM_OK) {
+            note_io_error(w, c);
+            return TAM_EUNAVAIL;
         }
     }
     for (uint32_t k = 0; k < total; k++) {

@@ -119,11 +119,11 @@ bool wk_rtenants_serves(const struct worker *w, const char *id)
     return w->rc.enabled && tam_tenant_id_valid(id, strlen(id));
 }
 
-int wk_rtenant_append_stamp(redisContext *c, const char *id)
+void wk_rtenant_queue_stamp(struct wk_batch *b, const char *id)
 {
     char key[TAM_KEY_MAX];
     tam_key_tenant(key, id, "cfg");
-    return redisAppendCommand(c, "HMGET %s rev created", key) == REDIS_OK ? TAM_OK : TAM_EUNAVAIL;
+    wk_batch_addf(b, "HMGET %s rev created", key);
 }
 
 /* ---- the cache ---- */

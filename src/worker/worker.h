@@ -41,16 +41,17 @@
 #include "tam/tenant.h"
 #include "tam/tstore.h"
 
-#define WK_DONE_TTL_S     86400  /* result kept for re-runs; also the applied-marker TTL */
-#define WK_RESULTS_MAXLEN 10000  /* MAXLEN ~ of a gateway's result stream */
-#define WK_DEAD_MAXLEN    100000 /* MAXLEN ~ of the dead-letter stream */
-#define WK_HISTORY_KEEP   TAM_STORE_HISTORY_MAX
-#define WK_BLOCK_MS       1000 /* XREADGROUP BLOCK: also the SIGTERM reaction time */
-#define WK_BODY_MAX       (64u << 20)
-#define WK_BATCH_MAX      64 /* commands of one pipeline (a job commit, a chunk reply) */
-#define WK_CLOCK_SKEW_S   60 /* EAT iat/nbf/exp tolerance */
-#define WK_CHUNK          16 /* jobs processed (and pipelined) together */
-#define WK_SPANS_MAX      16 /* arguments of one wk_batch_spans command */
+#define WK_DONE_TTL_S      86400  /* result kept for re-runs; also the applied-marker TTL */
+#define WK_RESULTS_MAXLEN  10000  /* MAXLEN ~ of a gateway's result stream */
+#define WK_DEAD_MAXLEN     100000 /* MAXLEN ~ of the dead-letter stream */
+#define WK_HISTORY_KEEP    TAM_STORE_HISTORY_MAX
+#define WK_BLOCK_MS        1000 /* XREADGROUP BLOCK: also the SIGTERM reaction time */
+#define WK_BODY_MAX        (64u << 20)
+#define WK_BATCH_MAX       (WK_PREFETCH_MAX * WK_CHUNK) /* commands of one pipeline */
+#define WK_BATCH_BYTES_MAX (4 * WK_BODY_MAX)            /* their encoding: a few bodies at most */
+#define WK_CLOCK_SKEW_S    60                           /* EAT iat/nbf/exp tolerance */
+#define WK_CHUNK           16 /* jobs processed (and pipelined) together */
+#define WK_PREFETCH_MAX    5  /* prefetch commands of one job (struct wk_prefetch) */
 
 /* Counters, printed on SIGUSR1 and at exit. */
 struct wk_counters {
@@ -168,12 +169,11 @@ struct wk_prefetch {
     redisReply *stamp;   /* Redis tenants: HMGET tam:t:{id}:cfg rev created */
 };
 
-/* Commands queued for the commit pipeline (formatted RESP, owned). */
+/* Commands queued for a pipeline: n commands, RESP-encoded back to back (tam/resp.h). */
 struct wk_batch {
+    struct tam_buf resp;
     uint32_t n;
-    char *cmd[WK_BATCH_MAX];
-    int len[WK_BATCH_MAX];
-    bool overflow;
+    bool overflow; /* a command did not fit: the batch must not be sent */
 };
 
 /* One job in progress. */
@@ -234,13 +234,15 @@ bool wk_reply_ok(const redisReply *r);
 bool wk_reply_bytes(const redisReply *r, struct tam_bytes *out); /* STRING (bulk) */
 void wk_batch_init(struct wk_batch *b);
 void wk_batch_finish(struct wk_batch *b);
-void wk_batch_add(struct wk_batch *b, int argc, const char **argv, const size_t *lens);
-void wk_batch_addf(struct wk_batch *b, const char *fmt, ...);
 /*
- * wk_batch_add for the per-job hot path: arguments are spans (binary-safe), formatted in one
- * allocation without hiredis's printf-style parsing (which cost 6% of a worker's CPU).
+ * Commands are encoded into the batch's buffer (tam/resp.h), not formatted by hiredis: one
+ * allocation for a whole pipeline instead of several per command. wk_batch_addf takes
+ * hiredis's format (%s, %b, %d, %u, %lld, %llu); wk_batch_spans binary-safe arguments.
  */
+void wk_batch_addf(struct wk_batch *b, const char *fmt, ...);
 void wk_batch_spans(struct wk_batch *b, size_t n, const struct tam_bytes *args);
+/* Appends the batch's commands to c's output buffer (not yet written). */
+int wk_batch_append(redisContext *c, const struct wk_batch *b);
 #define WK_STR(s)     ((struct tam_bytes){(const uint8_t *)(s), strlen(s)})
 #define WK_NUM_(n)    #n
 #define WK_NUM_STR(n) WK_NUM_(n) /* a numeric macro as a string literal */
@@ -279,8 +281,8 @@ int wk_rtenants_init(struct worker *w);
 void wk_rtenants_free(struct worker *w);
 /* Whether a job for this tenant id (not in the configuration file) is looked up in Redis. */
 bool wk_rtenants_serves(const struct worker *w, const char *id);
-/* Appends HMGET tam:t:{id}:cfg rev created to a raw pipeline (the context). */
-int wk_rtenant_append_stamp(redisContext *c, const char *id);
+/* Queues HMGET tam:t:{id}:cfg rev created (a prefetch). */
+void wk_rtenant_queue_stamp(struct wk_batch *b, const char *id);
 /*
  * Resolves j->tenant for a remote job from j->pre.stamp: the cached tenant when its record did
  * not change, else (re)loaded from Redis; a deleted tenant leaves the cache (j->tenant NULL),
@@ -320,8 +322,8 @@ struct wk_device {
 };
 
 void wk_device_from_reply(const redisReply *r, struct wk_device *d);
-/* Appends HMGET <device> labels installed status type pub to a raw pipeline (the context). */
-int wk_device_append_get(redisContext *c, const char *tenant, const uint8_t *kid);
+/* Queues HMGET <device> labels installed status type pub (a prefetch). */
+void wk_device_queue_get(struct wk_batch *b, const char *tenant, const uint8_t *kid);
 /* Reads the device now (for a kid learned during the job); fills j->pre.device. */
 int wk_device_fetch(struct wk_job *j);
 /* The key of a device in Redis (type + pub), or NULL. *owned receives it. */

@@ -1,4 +1,6 @@
 #include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -9,6 +11,7 @@
 #include "tam/err.h"
 #include "tam/hex.h"
 #include "tam/log.h"
+#include "tam/resp.h"
 
 Test(buf, ceiling_is_enforced_and_buffer_kept)
 {
@@ -196,4 +199,83 @@ Test(log, json_lines_escape_and_long_lines_stay_valid, .fini = capture_stop)
     const char *second = strchr(out, '\n') + 1;
     cr_assert_eq(strncmp(second, "{\"ts\":\"", 7), 0);
     cr_assert_str_eq(second + strlen(second) - 5, "zz\"}\n", "the cut value and the object end");
+}
+
+/* ---- RESP: the same bytes as hiredis's own formatter ---- */
+
+static void assert_same_as_hiredis(const struct tam_buf *b, size_t from, const char *hiredis,
+                                   int len)
+{
+    cr_assert_gt(len, 0);
+    cr_assert_eq(b->len - from, (size_t)len, "%.*s", (int)(b->len - from),
+                 (const char *)b->data + from);
+    cr_assert_eq(memcmp(b->data + from, hiredis, (size_t)len), 0, "%.*s", len, hiredis);
+}
+
+Test(resp, formats_as_hiredis_does)
+{
+    struct tam_buf b;
+    tam_buf_init(&b, 1u << 20);
+    static const uint8_t bin[] = {0, ' ', '\r', '\n', '%', 0xff};
+    char *h = NULL;
+    size_t from = b.len;
+    cr_assert_eq(tam_resp_cmdf(&b, "HSET %s:plan f%sx %b", "k {a b}", "", bin, sizeof(bin)),
+                 TAM_OK);
+    int n = redisFormatCommand(&h, "HSET %s:plan f%sx %b", "k {a b}", "", bin, sizeof(bin));
+    assert_same_as_hiredis(&b, from, h, n);
+    redisFreeCommand(h);
+
+    from = b.len;
+    cr_assert_eq(tam_resp_cmdf(&b, "  XADD %s MAXLEN ~ %d * n %lld  m %u 100%% ", "s", -7,
+                               LLONG_MIN, UINT_MAX),
+                 TAM_OK);
+    n = redisFormatCommand(&h, "  XADD %s MAXLEN ~ %d * n %lld  m %u 100%% ", "s", -7, LLONG_MIN,
+                           UINT_MAX);
+    assert_same_as_hiredis(&b, from, h, n);
+    redisFreeCommand(h);
+
+    from = b.len;
+    cr_assert_eq(tam_resp_cmdf(&b, "EXEC"), TAM_OK);
+    n = redisFormatCommand(&h, "EXEC");
+    assert_same_as_hiredis(&b, from, h, n);
+    redisFreeCommand(h);
+
+    from = b.len;
+    cr_assert_eq(tam_resp_cmdf(&b, "X %llu %b", ULLONG_MAX, NULL, (size_t)0), TAM_OK);
+    n = redisFormatCommand(&h, "X %llu %b", ULLONG_MAX, NULL, (size_t)0);
+    assert_same_as_hiredis(&b, from, h, n);
+    redisFreeCommand(h);
+
+    const char *argv[] = {"SET", "", "a b\r\n"};
+    size_t lens[] = {3, 0, 5};
+    struct tam_bytes args[] = {tam_bytes_of("SET", 3), tam_bytes_of("", 0),
+                               tam_bytes_of("a b\r\n", 5)};
+    from = b.len;
+    cr_assert_eq(tam_resp_argv(&b, 3, args), TAM_OK);
+    n = redisFormatCommandArgv(&h, 3, argv, lens);
+    assert_same_as_hiredis(&b, from, h, n);
+    redisFreeCommand(h);
+    tam_buf_finish(&b);
+}
+
+Test(resp, a_failed_command_leaves_the_buffer_as_it_was)
+{
+    struct tam_buf b;
+    tam_buf_init(&b, 64);
+    cr_assert_eq(tam_resp_cmdf(&b, "GET %s", "k"), TAM_OK);
+    size_t len = b.len;
+    cr_assert_eq(tam_resp_cmdf(&b, "GET %x", 1), TAM_EINVAL, "an unknown conversion");
+    cr_assert_eq(tam_resp_cmdf(&b, "GET %l", 1L), TAM_EINVAL);
+    cr_assert_eq(tam_resp_cmdf(&b, "GET %zu", (size_t)1), TAM_EINVAL, "as hiredis: no %%zu");
+    cr_assert_eq(tam_resp_cmdf(&b, "GET %", 1), TAM_EINVAL, "a lone '%%' at the end");
+    cr_assert_eq(tam_resp_cmdf(&b, "GET %s", (const char *)NULL), TAM_EINVAL);
+    cr_assert_eq(tam_resp_cmdf(&b, "GET %b", (const void *)NULL, (size_t)3), TAM_EINVAL);
+    char big[100];
+    memset(big, 'x', sizeof(big));
+    cr_assert_eq(tam_resp_cmdf(&b, "SET k %b", big, sizeof(big)), TAM_ETOOBIG);
+    struct tam_bytes arg = tam_bytes_of(big, sizeof(big));
+    cr_assert_eq(tam_resp_argv(&b, 1, &arg), TAM_ETOOBIG);
+    cr_assert_eq(b.len, len, "nothing of a refused command stays");
+    cr_assert_eq(memcmp(b.data, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", len), 0);
+    tam_buf_finish(&b);
 }

@@ -117,11 +117,18 @@ static void prefetch_queue(struct wk_job *j, struct wk_batch *b, redisReply ***s
  * are read between pass N + 1's jobs as soon as they are there (or before any other use of
  * the connection: wk_drain), and pass N's results and acknowledgements go out then.
  *
- * Pass N + 1's reads are executed before pass N's writes, just as the jobs of one pass all
- * read before any of them writes: two jobs of one device in consecutive passes are handled
- * as they would be in one (the done key's SET NX, the reports' compare-and-set). A report
- * never meets the commit of its own Update this way: that Update's result is only sent once
- * the commit was read, after the next pass's entries were taken.
+ * Once they are out, pass N + 2 is looked ahead when its entries are already there: its
+ * prefetch is written (w->ahead) and Redis answers it while pass N + 1 still runs, so the
+ * next pass starts without a round trip (wk_queue_look_ahead). The owed replies stay in
+ * order: pass N's acknowledgements, then pass N + 2's prefetch, then pass N + 1's commit,
+ * which is only written when pass N + 2 starts.
+ *
+ * Pass N + 1's reads are executed before pass N's writes (its commit, and with a look-ahead
+ * its reports' applies), just as the jobs of one pass all read before any of them writes:
+ * two jobs of one device in consecutive passes are handled as they would be in one (the
+ * done key's SET NX, the reports' compare-and-set). A device's next message never meets the
+ * state before its last one this way: the last one's result is only sent once its pass's
+ * commit was read, and a pass is only looked ahead after that.
  *
  * After its run a pass never uses its jobs' tenants (commit and acknowledgement only need
  * what the jobs copied), so retired tenants are freed at the end of every run.
@@ -129,7 +136,12 @@ static void prefetch_queue(struct wk_job *j, struct wk_batch *b, redisReply ***s
 struct wk_pass {
     size_t n;
     uint64_t t0;
-    uint32_t owed;       /* commit replies, once sent */
+    bool prefetch_sent;                             /* looked ahead, or being run */
+    int slots_n;                                    /* prefetch replies still owed */
+    redisReply **slots[WK_PREFETCH_MAX * WK_CHUNK]; /* where they go */
+    uint32_t owed;                                  /* commit replies, once sent */
+    uint32_t got;                                   /* of which received, in rep */
+    redisReply **rep;
     bool failed;         /* the commit could not be sent or read */
     bool sent[WK_CHUNK]; /* the job's commit went out */
     struct wk_item items[WK_CHUNK];
@@ -138,30 +150,50 @@ struct wk_pass {
 
 static void commit_append(struct worker *w, struct wk_pass *p);
 
+/* Writes the pass's prefetch: done key, catalogue version, device record, sent plan. */
+static int prefetch_send(struct worker *w, struct wk_pass *p)
+{
+    struct wk_batch b;
+    wk_batch_init(&b);
+    p->slots_n = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->items[i].rc == TAM_OK) {
+            prefetch_queue(&p->jobs[i], &b, p->slots, &p->slots_n);
+        }
+    }
+    int err = b.overflow ? TAM_ENOMEM : wk_batch_append(w->cmd, &b);
+    wk_batch_finish(&b);
+    p->prefetch_sent = err == TAM_OK;
+    p->slots_n = p->prefetch_sent ? p->slots_n : 0;
+    return err == TAM_OK ? wk_flush(w) : err;
+}
+
+/* Reads the replies of the pass's prefetch into its jobs. */
+static int prefetch_receive(struct worker *w, struct wk_pass *p)
+{
+    int err = TAM_OK;
+    for (int i = 0; i < p->slots_n && err == TAM_OK; i++) {
+        void *r = NULL;
+        err = w->cmd != NULL && redisGetReply(w->cmd, &r) == REDIS_OK ? TAM_OK : TAM_EUNAVAIL;
+        *p->slots[i] = r;
+    }
+    p->slots_n = 0; /* after an error the connection is dropped: nothing is owed any more */
+    return err;
+}
+
 /*
- * One round trip for the whole pass: done key, catalogue version, device record and sent
- * plan of every job. The previous pass's commit, when one is ready, is written once these
- * reads are answered and left in flight (see struct wk_pass).
+ * One round trip for the whole pass, or none when it was looked ahead (wk_jobs_look_ahead).
+ * The previous pass's commit, when one is ready, is written once these reads are answered
+ * and left in flight (see struct wk_pass).
  */
 static int prefetch_all(struct worker *w, struct wk_pass *p)
 {
-    redisReply **slots[WK_PREFETCH_MAX * WK_CHUNK];
-    int count = 0, err = wk_drain(w);
-    struct wk_batch b;
-    wk_batch_init(&b);
-    for (size_t i = 0; i < p->n; i++) {
-        if (p->items[i].rc == TAM_OK) {
-            prefetch_queue(&p->jobs[i], &b, slots, &count);
-        }
+    int err = wk_drain(w);
+    if (err == TAM_OK && !p->prefetch_sent) {
+        err = prefetch_send(w, p);
     }
     if (err == TAM_OK) {
-        err = b.overflow ? TAM_ENOMEM : wk_batch_append(w->cmd, &b);
-    }
-    wk_batch_finish(&b);
-    for (int i = 0; i < count && err == TAM_OK; i++) {
-        void *r = NULL;
-        err = redisGetReply(w->cmd, &r) == REDIS_OK ? TAM_OK : TAM_EUNAVAIL;
-        *slots[i] = r;
+        err = prefetch_receive(w, p);
     }
     /* Sent only now: Redis answers a read's commands after executing all of them. */
     if (err == TAM_OK && w->ready != NULL) {
@@ -283,26 +315,43 @@ static void commit_append(struct worker *w, struct wk_pass *p)
         p->sent[i] = true;
         p->owed += j->commit.n;
     }
+    p->got = 0;
+    p->rep = tam_calloc(p->owed + 1u, sizeof(*p->rep));
+    p->failed = p->failed || p->rep == NULL;
 }
 
 /*
- * Reads every commit reply of the pass, then checks each job's: a check may use the
+ * Receives the pass's commit replies: all of them (wait), or only those that have arrived,
+ * without waiting: Redis answers a long pipeline in several writes, and the worker runs
+ * the next jobs meanwhile. True when none is still owed (or the pass failed).
+ */
+static bool commit_receive(struct worker *w, struct wk_pass *p, bool wait)
+{
+    while (!p->failed && p->got < p->owed) {
+        void *r = NULL;
+        int err = wait ? (redisGetReply(w->cmd, &r) == REDIS_OK ? TAM_OK : TAM_EUNAVAIL)
+                       : wk_reply_take(w->cmd, &r);
+        if (err != TAM_OK) {
+            w->n.redis_errors++;
+            p->failed = true;
+        } else if (r == NULL) {
+            return false;
+        } else {
+            p->rep[p->got++] = r;
+        }
+    }
+    return true;
+}
+
+/*
+ * Receives every commit reply of the pass, then checks each job's: a check may use the
  * connection itself (a lost race reads the winner's result), so nothing may be owed then.
  */
 static void commit_read(struct worker *w, struct wk_pass *p)
 {
-    redisReply **rep = tam_calloc(p->owed + 1u, sizeof(*rep));
-    uint32_t got = 0;
-    p->failed = p->failed || rep == NULL || w->cmd == NULL;
-    while (!p->failed && got < p->owed) {
-        void *r = NULL;
-        if (redisGetReply(w->cmd, &r) != REDIS_OK) {
-            w->n.redis_errors++;
-            p->failed = true;
-            break;
-        }
-        rep[got++] = r;
-    }
+    (void)commit_receive(w, p, true);
+    redisReply **rep = p->rep;
+    uint32_t got = p->got;
     if (got < p->owed) {
         wk_poison(w);
     }
@@ -322,6 +371,7 @@ static void commit_read(struct worker *w, struct wk_pass *p)
         wk_replies_free(rep, got);
     }
     tam_free(rep);
+    p->rep = NULL;
 }
 
 /* The job's result, encoded; its state writes and done key are then due. */
@@ -418,6 +468,10 @@ static void pass_free(struct wk_pass *p)
         job_finish(&p->jobs[i]);
         tam_buf_finish(&p->items[i].result);
     }
+    if (p->rep != NULL) {
+        wk_replies_free(p->rep, p->got);
+        tam_free(p->rep);
+    }
     tam_free(p);
 }
 
@@ -441,7 +495,7 @@ static void pass_complete(struct worker *w, struct wk_pass *p)
 void wk_jobs_collect(struct worker *w, bool wait)
 {
     struct wk_pass *p = w->inflight;
-    if (p == NULL || (!wait && !wk_reply_ready(w->cmd))) {
+    if (p == NULL || !commit_receive(w, p, wait)) {
         return;
     }
     w->inflight = NULL; /* before its checks, which may use the connection */
@@ -505,19 +559,15 @@ static void pass_decode(struct wk_pass *p)
     }
 }
 
-void wk_jobs_process(struct worker *w, const struct wk_item *items, size_t n)
+static void pass_run(struct worker *w, struct wk_pass *p)
 {
-    struct wk_pass *p = pass_new(w, items, n);
-    if (p == NULL) {
-        return; /* the entries stay pending and are retried */
-    }
-    pass_decode(p);
     int err = prefetch_all(w, p);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < p->n; i++) {
         if (p->items[i].rc == TAM_OK) {
             p->items[i].rc = err != TAM_OK ? err : run(&p->jobs[i], &p->items[i].result);
         }
         wk_jobs_collect(w, false); /* the previous pass's results go out as soon as they can */
+        wk_queue_look_ahead(w);    /* and then the next pass's prefetch */
     }
     apply_all(w, p);
     /* After its run a pass never uses its jobs' tenants: retired ones can go now. */
@@ -526,4 +576,52 @@ void wk_jobs_process(struct worker *w, const struct wk_item *items, size_t n)
         wk_jobs_commit(w); /* prefetch failed before the last pass's commit went out */
     }
     w->ready = p;
+}
+
+void wk_jobs_process(struct worker *w, const struct wk_item *items, size_t n)
+{
+    struct wk_pass *p = pass_new(w, items, n);
+    if (p == NULL) {
+        return; /* the entries stay pending and are retried */
+    }
+    pass_decode(p);
+    pass_run(w, p);
+}
+
+void wk_jobs_look_ahead(struct worker *w, const struct wk_item *items, size_t n)
+{
+    struct wk_pass *p = w->ahead == NULL && n > 0 ? pass_new(w, items, n) : NULL;
+    if (p == NULL) {
+        return; /* the entries stay pending and are retried */
+    }
+    pass_decode(p);
+    (void)prefetch_send(w, p); /* on an error: sent again, or failed, when the pass runs */
+    w->ahead = p;
+    w->n.looked_ahead++;
+}
+
+bool wk_jobs_run_ahead(struct worker *w)
+{
+    struct wk_pass *p = w->ahead;
+    if (p == NULL) {
+        return false;
+    }
+    w->ahead = NULL;
+    pass_run(w, p);
+    return true;
+}
+
+void wk_jobs_receive_ahead(struct worker *w)
+{
+    if (w->ahead != NULL && w->ahead->slots_n > 0 && prefetch_receive(w, w->ahead) != TAM_OK) {
+        w->n.redis_errors++;
+    }
+}
+
+void wk_jobs_drop_ahead(struct worker *w)
+{
+    if (w->ahead != NULL) {
+        pass_free(w->ahead); /* its entries stay pending and are reclaimed */
+        w->ahead = NULL;
+    }
 }

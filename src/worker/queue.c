@@ -36,6 +36,7 @@
 static void drop_connections(struct worker *w)
 {
     wk_jobs_commit(w); /* on a lost connection: the passes fail, their entries stay pending */
+    wk_jobs_drop_ahead(w);
     w->deferred = 0;
     w->read_ahead = false;
     if (w->cmd != NULL) {
@@ -207,10 +208,10 @@ static bool still_ours(struct worker *w, const char *id, uint64_t held_ms)
  * Processes entries[from..to) as one batch of jobs: ownership and attempts checked, then
  * wk_jobs_process (which acknowledges them later). deliveries NULL: first delivery.
  */
-static void process_chunk(struct worker *w, const redisReply *entries, size_t from, size_t to,
-                          const long long *deliveries, uint64_t taken_ms)
+static size_t take_chunk(struct worker *w, const redisReply *entries, size_t from, size_t to,
+                         const long long *deliveries, uint64_t taken_ms,
+                         struct wk_item items[WK_CHUNK])
 {
-    struct wk_item items[WK_CHUNK];
     size_t n = 0;
     uint64_t held = wk_mono_us() / 1000 - taken_ms;
     for (size_t i = from; i < to; i++) {
@@ -229,6 +230,14 @@ static void process_chunk(struct worker *w, const redisReply *entries, size_t fr
         }
         n++;
     }
+    return n;
+}
+
+static void process_chunk(struct worker *w, const redisReply *entries, size_t from, size_t to,
+                          const long long *deliveries, uint64_t taken_ms)
+{
+    struct wk_item items[WK_CHUNK];
+    size_t n = take_chunk(w, entries, from, to, deliveries, taken_ms, items);
     if (n > 0) {
         wk_jobs_process(w, items, n);
     }
@@ -285,19 +294,9 @@ static redisReply *receive_read(struct worker *w)
     return r;
 }
 
-static void read_batch(struct worker *w)
+/* The entries of a read's reply: processed now, or (ahead) taken as the next batch. */
+static void handle_read(struct worker *w, const redisReply *r, bool ahead)
 {
-    if (!w->read_ahead && !send_read(w)) {
-        wk_jobs_commit(w);
-        return;
-    }
-    if (w->ready != NULL && !wk_reply_ready(w->blk)) {
-        wk_jobs_commit(w); /* no next batch to send its commit with: the results go out now */
-    }
-    redisReply *r = receive_read(w);
-    if (r == NULL) {
-        return;
-    }
     if (r->type == REDIS_REPLY_ERROR) {
         tam_log(TAM_LOG_WARN, "event=xreadgroup_failed msg=\"%.120s\"", r->str);
         if (strncmp(r->str, "NOGROUP", 7) == 0) {
@@ -311,10 +310,54 @@ static void read_batch(struct worker *w)
             if (!*w->stop) {
                 (void)send_read(w);
             }
-            process_entries(w, entries, NULL, taken_ms);
+            if (!ahead) {
+                process_entries(w, entries, NULL, taken_ms);
+            } else {
+                /* COUNT <= WK_CHUNK; any entry beyond stays pending and is reclaimed */
+                struct wk_item items[WK_CHUNK];
+                size_t to = entries->elements < WK_CHUNK ? entries->elements : WK_CHUNK;
+                wk_jobs_look_ahead(w, items, take_chunk(w, entries, 0, to, NULL, taken_ms, items));
+            }
         }
     }
-    freeReplyObject(r);
+}
+
+static void read_batch(struct worker *w)
+{
+    if (wk_jobs_run_ahead(w)) {
+        return;
+    }
+    if (!w->read_ahead && !send_read(w)) {
+        wk_jobs_commit(w);
+        return;
+    }
+    if (w->ready != NULL && !wk_reply_ready(w->blk)) {
+        wk_jobs_commit(w); /* no next batch to send its commit with: the results go out now */
+    }
+    redisReply *r = receive_read(w);
+    if (r != NULL) {
+        handle_read(w, r, false);
+        freeReplyObject(r);
+    }
+}
+
+/*
+ * Called between the jobs of a batch: once the previous batch is complete (its commit read,
+ * its acknowledgements written), the next read's entries, if they are already there, become
+ * the next batch and its prefetch goes out now (wk_jobs_look_ahead). One read is one batch
+ * only when worker-batch <= WK_CHUNK; larger reads are processed chunk by chunk as before.
+ */
+void wk_queue_look_ahead(struct worker *w)
+{
+    if (w->ahead != NULL || w->inflight != NULL || !w->read_ahead || *w->stop ||
+        w->cfg->worker_batch > WK_CHUNK || !wk_reply_ready(w->blk)) {
+        return;
+    }
+    redisReply *r = receive_read(w);
+    if (r != NULL) {
+        handle_read(w, r, true);
+        freeReplyObject(r);
+    }
 }
 
 /* ---- reclaiming jobs of dead workers ---- */
@@ -425,7 +468,8 @@ void wk_counters_log(const struct worker *w)
             "duplicates=%llu lost_races=%llu dropped=%llu updates=%llu error_updates=%llu "
             "nothing=%llu query_requests=%llu attest_ok=%llu attest_failed=%llu "
             "keys_learned=%llu reports=%llu reports_dropped=%llu manifests_built=%llu "
-            "catalog_loads=%llu tenant_loads=%llu redis_errors=%llu overlapped=%llu",
+            "catalog_loads=%llu tenant_loads=%llu redis_errors=%llu overlapped=%llu "
+            "looked_ahead=%llu",
             w->id, (unsigned long long)c->jobs, (unsigned long long)c->done,
             (unsigned long long)c->failed, (unsigned long long)c->dead,
             (unsigned long long)c->claimed, (unsigned long long)c->duplicates,
@@ -436,7 +480,8 @@ void wk_counters_log(const struct worker *w)
             (unsigned long long)c->keys_learned, (unsigned long long)c->reports,
             (unsigned long long)c->reports_dropped, (unsigned long long)c->manifests_built,
             (unsigned long long)c->catalog_loads, (unsigned long long)c->tenant_loads,
-            (unsigned long long)c->redis_errors, (unsigned long long)c->overlapped);
+            (unsigned long long)c->redis_errors, (unsigned long long)c->overlapped,
+            (unsigned long long)c->looked_ahead);
 }
 
 int wk_queue_run(struct worker *w)
@@ -465,7 +510,7 @@ int wk_queue_run(struct worker *w)
         }
         read_batch(w);
     }
-    if (w->read_ahead && connected(w)) {
+    while ((w->ahead != NULL || w->read_ahead) && connected(w)) {
         read_batch(w); /* jobs the read-ahead took are ours: finish them too */
     }
     wk_jobs_commit(w);

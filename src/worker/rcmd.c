@@ -35,6 +35,24 @@ bool wk_reply_ready(redisContext *c)
     return poll(&pfd, 1, 0) > 0;
 }
 
+int wk_reply_take(redisContext *c, void **reply)
+{
+    *reply = NULL;
+    if (c == NULL || c->err != 0) {
+        return TAM_EUNAVAIL;
+    }
+    if (redisReaderGetReply(c->reader, reply) != REDIS_OK) {
+        return TAM_EREDIS; /* a protocol error: the connection is unusable */
+    }
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    if (*reply == NULL && poll(&pfd, 1, 0) > 0) {
+        if (redisBufferRead(c) != REDIS_OK || redisReaderGetReply(c->reader, reply) != REDIS_OK) {
+            return TAM_EUNAVAIL;
+        }
+    }
+    return TAM_OK;
+}
+
 int wk_drain(struct worker *w)
 {
     wk_jobs_collect(w, true);
@@ -51,6 +69,7 @@ int wk_drain(struct worker *w)
         }
         freeReplyObject(r);
     }
+    wk_jobs_receive_ahead(w); /* written after the deferred ones */
     if (w->cmd == NULL || w->cmd->err != 0) {
         w->deferred = 0;
         return TAM_EUNAVAIL;

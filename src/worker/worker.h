@@ -77,6 +77,7 @@ struct wk_counters {
     uint64_t tenant_loads;    /* Redis tenant (re)loads */
     uint64_t redis_errors;    /* connection or reply errors */
     uint64_t overlapped;      /* commits sent behind the next batch's prefetch (job.c) */
+    uint64_t looked_ahead;    /* batches prefetched while the previous one ran (job.c) */
 };
 
 /* One catalogue entry: the record bytes (owned) and their decoding. */
@@ -154,6 +155,7 @@ struct worker {
     uint32_t deferred;        /* replies owed on cmd for the last pass's results and acks */
     struct wk_pass *ready;    /* ran; its commit not yet sent (job.c) */
     struct wk_pass *inflight; /* its commit sent; replies not yet read */
+    struct wk_pass *ahead;    /* the next batch, its prefetch sent while the last one ran */
     bool read_ahead;          /* an XREADGROUP was sent on blk and its reply not yet read */
     uint64_t read_sent_ms;    /* when it was sent (monotonic): its entries are ours since */
     volatile sig_atomic_t *stop;
@@ -221,6 +223,12 @@ int wk_drain(struct worker *w);
 void wk_poison(struct worker *w);
 /* A reply (or part of one) can be read from c without waiting. */
 bool wk_reply_ready(redisContext *c);
+/*
+ * One complete reply, if it can be had without waiting: what is buffered, else one read of
+ * what the socket holds; *reply NULL when it is not all there yet. An error leaves the
+ * connection unusable.
+ */
+int wk_reply_take(redisContext *c, void **reply);
 /* Writes what was appended on cmd. */
 int wk_flush(struct worker *w);
 /* Writes what was appended on cmd and records that n replies are owed. */
@@ -413,6 +421,17 @@ struct wk_pass;
  * retried after claim-idle.
  */
 void wk_jobs_process(struct worker *w, const struct wk_item *items, size_t n);
+/*
+ * Looking ahead (called by wk_queue_look_ahead while a batch runs): the next batch's entries
+ * become w->ahead and its prefetch is written at once, so that Redis answers it during this
+ * batch's crypto. Its replies are owed after everything written before them: wk_drain reads
+ * them (wk_jobs_receive_ahead) before any later command's reply. wk_jobs_run_ahead runs the
+ * batch (false: there is none); wk_jobs_drop_ahead frees it with a lost connection.
+ */
+void wk_jobs_look_ahead(struct worker *w, const struct wk_item *items, size_t n);
+bool wk_jobs_run_ahead(struct worker *w);
+void wk_jobs_receive_ahead(struct worker *w);
+void wk_jobs_drop_ahead(struct worker *w);
 /* Commits w->ready now and waits for it: no next batch is at hand. */
 void wk_jobs_commit(struct worker *w);
 /* Completes w->inflight: wait, or only if its replies have started to arrive. */
@@ -421,6 +440,8 @@ void wk_jobs_collect(struct worker *w, bool wait);
 /* ---- queue.c ---- */
 
 int wk_queue_run(struct worker *w);
+/* Takes the next batch ahead when its entries are already there (see wk_jobs_look_ahead). */
+void wk_queue_look_ahead(struct worker *w);
 /* Sends the results of the finished items, then one XACK and one XDEL (replies deferred). */
 void wk_queue_ack(struct worker *w, struct wk_item *items, size_t n);
 void wk_counters_log(const struct worker *w);

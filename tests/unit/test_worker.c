@@ -1107,7 +1107,7 @@ Test(worker, sigterm_finishes_the_jobs_the_read_ahead_took)
  * that batch runs. The two reports of one device then land in consecutive batches, the
  * second read before the first one's commit; both must still be recorded once each.
  */
-Test(worker, consecutive_batches_overlap_and_stay_consistent)
+Test(worker, consecutive_batches_overlap_look_ahead_and_stay_consistent)
 {
     uint8_t digest[32];
     add_uri_envelope(ACME, digest);
@@ -1140,6 +1140,7 @@ Test(worker, consecutive_batches_overlap_and_stay_consistent)
     cr_assert_eq(p->element[0]->integer, 0, "every entry acknowledged");
     freeReplyObject(p);
     cr_assert_gt(log_value(0, "overlapped"), 0, "no commit went out behind a prefetch");
+    cr_assert_gt(log_value(0, "looked_ahead"), 0, "no pass was prefetched while one ran");
     cr_assert_eq(log_value(0, "failed"), 0);
 }
 

@@ -566,8 +566,15 @@ static void pass_run(struct worker *w, struct wk_pass *p)
         if (p->items[i].rc == TAM_OK) {
             p->items[i].rc = err != TAM_OK ? err : run(&p->jobs[i], &p->items[i].result);
         }
-        wk_jobs_collect(w, false); /* the previous pass's results go out as soon as they can */
-        wk_queue_look_ahead(w);    /* and then the next pass's prefetch */
+        /* The previous pass's results go out as soon as they can, in one write with the next
+         * pass's prefetch when that is looked ahead now. */
+        w->hold_writes = true;
+        wk_jobs_collect(w, false);
+        wk_queue_look_ahead(w);
+        w->hold_writes = false;
+        if (w->cmd != NULL && w->cmd->err == 0) {
+            (void)wk_flush(w); /* an error is logged and counted there */
+        }
     }
     apply_all(w, p);
     /* After its run a pass never uses its jobs' tenants: retired ones can go now. */

@@ -91,7 +91,7 @@ int wk_flush(struct worker *w)
 
 int wk_flush_deferred(struct worker *w, uint32_t n)
 {
-    int err = wk_flush(w);
+    int err = w->hold_writes ? TAM_OK : wk_flush(w);
     w->deferred += err == TAM_OK ? n : 0;
     return err;
 }

@@ -157,6 +157,7 @@ struct worker {
     struct wk_pass *inflight; /* its commit sent; replies not yet read */
     struct wk_pass *ahead;    /* the next batch, its prefetch sent while the last one ran */
     bool read_ahead;          /* an XREADGROUP was sent on blk and its reply not yet read */
+    bool hold_writes;         /* results and acks wait for the look-ahead's write (job.c) */
     uint64_t read_sent_ms;    /* when it was sent (monotonic): its entries are ours since */
     volatile sig_atomic_t *stop;
     volatile sig_atomic_t *dump;
@@ -231,7 +232,10 @@ bool wk_reply_ready(redisContext *c);
 int wk_reply_take(redisContext *c, void **reply);
 /* Writes what was appended on cmd. */
 int wk_flush(struct worker *w);
-/* Writes what was appended on cmd and records that n replies are owed. */
+/*
+ * Writes what was appended on cmd (or, with w->hold_writes, leaves it to the next write or
+ * read) and records that n replies are owed.
+ */
 int wk_flush_deferred(struct worker *w, uint32_t n);
 
 /* One command; NULL on a connection error (logged, counted). Free with freeReplyObject. */

@@ -19,6 +19,9 @@
 
 /* One command from its arguments (binary-safe). */
 TAM_MUST_CHECK int tam_resp_argv(struct tam_buf *out, size_t argc, const struct tam_bytes *argv);
+/* The same from hiredis-style arrays: argv[i] of lens[i] bytes (lens NULL: strlen). */
+TAM_MUST_CHECK int tam_resp_cargv(struct tam_buf *out, size_t argc, const char *const *argv,
+                                  const size_t *lens);
 
 /*
  * One command from a format, as hiredis's redisCommand reads it: the format is split at

@@ -39,18 +39,35 @@ static int append_header(struct tam_buf *out, char type, size_t n)
     return tam_buf_append(out, head, d.len + 3);
 }
 
+static int append_arg(struct tam_buf *out, const void *p, size_t n)
+{
+    int err = append_header(out, '$', n);
+    if (err == TAM_OK) {
+        err = tam_buf_append(out, p, n);
+    }
+    return err == TAM_OK ? tam_buf_append(out, "\r\n", 2) : err;
+}
+
 int tam_resp_argv(struct tam_buf *out, size_t argc, const struct tam_bytes *argv)
 {
     size_t start = out->len;
     int err = append_header(out, '*', argc);
     for (size_t i = 0; i < argc && err == TAM_OK; i++) {
-        err = append_header(out, '$', argv[i].len);
-        if (err == TAM_OK) {
-            err = tam_buf_append(out, argv[i].ptr, argv[i].len);
-        }
-        if (err == TAM_OK) {
-            err = tam_buf_append(out, "\r\n", 2);
-        }
+        err = append_arg(out, argv[i].ptr, argv[i].len);
+    }
+    if (err != TAM_OK) {
+        out->len = start;
+    }
+    return err;
+}
+
+int tam_resp_cargv(struct tam_buf *out, size_t argc, const char *const *argv, const size_t *lens)
+{
+    size_t start = out->len;
+    int err = append_header(out, '*', argc);
+    for (size_t i = 0; i < argc && err == TAM_OK; i++) {
+        err = argv[i] == NULL ? TAM_EINVAL
+                              : append_arg(out, argv[i], lens != NULL ? lens[i] : strlen(argv[i]));
     }
     if (err != TAM_OK) {
         out->len = start;

@@ -24,6 +24,7 @@
 #include "tam/err.h"
 #include "tam/log.h"
 #include "tam/redis.h"
+#include "tam/resp.h"
 
 #define DEF_COMMAND_TIMEOUT_MS 2000u
 #define DEF_CONNECT_TIMEOUT_MS 2000u
@@ -32,6 +33,8 @@
 #define DEF_MAX_INFLIGHT       4096u
 #define MAX_TIMEOUT_MS         (24u * 3600u * 1000u)
 #define MAX_INFLIGHT_LIMIT     (1u << 20)
+#define SCRATCH_MAX            (512u << 20) /* one command: far above any body we accept */
+#define SCRATCH_KEEP           (64u << 10)  /* kept between commands */
 
 enum phase {
     PH_BACKOFF,    /* waiting for the retry timer */
@@ -88,6 +91,7 @@ struct tam_redis {
     uint64_t rng;
     bool closing;
     struct tam_redis_stats stats;
+    struct tam_buf scratch; /* the command being submitted, RESP-encoded (tam/resp.h) */
 };
 
 static const char handshake_ping[] = "PING";
@@ -551,6 +555,14 @@ static bool is_push_formatted(const char *cmd, size_t len)
     return is_push_name(p + 2, n);
 }
 
+/* A large command's buffer is not kept: most commands are a few hundred bytes. */
+static void release_scratch(struct tam_redis *r)
+{
+    if (r->scratch.cap > SCRATCH_KEEP) {
+        tam_buf_finish(&r->scratch);
+    }
+}
+
 static int submit(struct tam_redis *r, uint32_t timeout_ms, tam_redis_reply_fn cb, void *privdata,
                   const char *cmd, size_t len)
 {
@@ -586,16 +598,15 @@ static int vcommand_timeout(struct tam_redis *r, uint32_t timeout_ms, tam_redis_
     if (r->closing) {
         return TAM_EUNAVAIL;
     }
-    char *cmd = NULL;
-    int len = redisvFormatCommand(&cmd, fmt, ap);
-    if (len <= 0 || cmd == NULL) {
-        return TAM_EINVAL;
+    tam_buf_reset(&r->scratch);
+    int err = tam_resp_vcmdf(&r->scratch, fmt, ap);
+    if (err == TAM_OK) {
+        const char *cmd = (const char *)r->scratch.data;
+        err = is_push_formatted(cmd, r->scratch.len)
+                  ? TAM_EINVAL
+                  : submit(r, timeout_ms, cb, privdata, cmd, r->scratch.len);
     }
-    int err = TAM_EINVAL;
-    if (!is_push_formatted(cmd, (size_t)len)) {
-        err = submit(r, timeout_ms, cb, privdata, cmd, (size_t)len);
-    }
-    redisFreeCommand(cmd);
+    release_scratch(r);
     return err;
 }
 
@@ -640,13 +651,12 @@ int tam_redis_command_argv_timeout(struct tam_redis *r, uint32_t timeout_ms, tam
     if (is_push_name(argv[0], name_len)) {
         return TAM_EINVAL;
     }
-    char *cmd = NULL;
-    int len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
-    if (len <= 0 || cmd == NULL) {
-        return TAM_ENOMEM;
+    tam_buf_reset(&r->scratch);
+    int err = tam_resp_cargv(&r->scratch, (size_t)argc, argv, argvlen);
+    if (err == TAM_OK) {
+        err = submit(r, timeout_ms, cb, privdata, (const char *)r->scratch.data, r->scratch.len);
     }
-    int err = submit(r, timeout_ms, cb, privdata, cmd, (size_t)len);
-    redisFreeCommand(cmd);
+    release_scratch(r);
     return err;
 }
 
@@ -684,6 +694,7 @@ static void free_client(struct tam_redis *r)
     }
     tam_free(r->password);
     tam_free(r->name);
+    tam_buf_finish(&r->scratch);
     tam_free(r);
 }
 
@@ -773,6 +784,7 @@ int tam_redis_create(uv_loop_t *loop, const char *addr, const struct tam_redis_o
     r->on_state = on_state;
     r->data = data;
     r->rng = (uv_hrtime() ^ (uint64_t)(uintptr_t)r) | 1;
+    tam_buf_init(&r->scratch, SCRATCH_MAX);
     tam_redis_addr_format(&a, r->addr_str, sizeof(r->addr_str));
     err = copy_strings(r);
     if (err == TAM_OK) {

@@ -254,6 +254,15 @@ Test(resp, formats_as_hiredis_does)
     cr_assert_eq(tam_resp_argv(&b, 3, args), TAM_OK);
     n = redisFormatCommandArgv(&h, 3, argv, lens);
     assert_same_as_hiredis(&b, from, h, n);
+    from = b.len;
+    cr_assert_eq(tam_resp_cargv(&b, 3, argv, lens), TAM_OK);
+    assert_same_as_hiredis(&b, from, h, n);
+    redisFreeCommand(h);
+    const char *plain[] = {"XACK", "s", "1-0"};
+    from = b.len;
+    cr_assert_eq(tam_resp_cargv(&b, 3, plain, NULL), TAM_OK, "lengths from strlen");
+    n = redisFormatCommandArgv(&h, 3, plain, NULL);
+    assert_same_as_hiredis(&b, from, h, n);
     redisFreeCommand(h);
     tam_buf_finish(&b);
 }
@@ -275,6 +284,8 @@ Test(resp, a_failed_command_leaves_the_buffer_as_it_was)
     cr_assert_eq(tam_resp_cmdf(&b, "SET k %b", big, sizeof(big)), TAM_ETOOBIG);
     struct tam_bytes arg = tam_bytes_of(big, sizeof(big));
     cr_assert_eq(tam_resp_argv(&b, 1, &arg), TAM_ETOOBIG);
+    const char *with_null[] = {"GET", NULL};
+    cr_assert_eq(tam_resp_cargv(&b, 2, with_null, NULL), TAM_EINVAL);
     cr_assert_eq(b.len, len, "nothing of a refused command stays");
     cr_assert_eq(memcmp(b.data, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", len), 0);
     tam_buf_finish(&b);

@@ -19,7 +19,10 @@
  * sees them: WINDOW devices' QueryResponses, then the same devices' Success messages
  * (each device key is used exactly twice, interleaved with other devices), then the next
  * WINDOW devices. Keys used by one signer for every exchange (the TAM key, the fleet's
- * attester key) are measured with one key (verify_same, sign_same), as they run.
+ * attester key) are measured with one key (verify_same, sign_same), as they run; but every
+ * verification is of a message and signature of its own, as every exchange brings new ones:
+ * verifying one signature over and over ran 11-15% faster (the branch predictors learn its
+ * inputs).
  *
  * What one exchange costs (QueryRequest, QueryResponse with EAT, Update with one manifest,
  * Success; registered device, tenant sign1-only, agent run with --no-verify), read off
@@ -63,6 +66,8 @@ struct ctx {
     uint8_t sig[POOL][TAM_SIG_MAX];
     uint8_t msg[1536];
     size_t msg_len;
+    uint8_t same_sig[POOL][TAM_SIG_MAX]; /* keys[0]'s signature of msg with k in its first bytes */
+    uint8_t same_msg[1536];
 };
 
 typedef void (*op_fn)(struct ctx *c, unsigned long i);
@@ -102,10 +107,18 @@ static void op_sign_dist(struct ctx *c, unsigned long i)
     sign_with(c, c->keys[i % POOL]);
 }
 
+/* The message keys[0] signed as same_sig[k]: msg with k in its first bytes. */
+static const uint8_t *same_message(struct ctx *c, unsigned long k)
+{
+    memcpy(c->same_msg, c->msg, c->msg_len);
+    memcpy(c->same_msg, &k, sizeof(k));
+    return c->same_msg;
+}
+
 static void op_verify_same(struct ctx *c, unsigned long i)
 {
-    (void)i;
-    int err = tam_verify(c->keys[0], c->alg, c->msg, c->msg_len, c->sig[0], 64);
+    unsigned long k = i % POOL;
+    int err = tam_verify(c->keys[0], c->alg, same_message(c, k), c->msg_len, c->same_sig[k], 64);
     if (err != TAM_OK) {
         die("verify", err);
     }
@@ -166,6 +179,9 @@ static void setup(struct ctx *c, enum tam_key_type type)
         c->pub_len = tam_key_public_raw(c->keys[i], c->pub[i]);
         size_t sl = 0;
         err = tam_sign(c->keys[i], c->alg, c->msg, c->msg_len, c->sig[i], &sl);
+        if (err == TAM_OK) {
+            err = tam_sign(c->keys[0], c->alg, same_message(c, i), c->msg_len, c->same_sig[i], &sl);
+        }
         if (err != TAM_OK) {
             die("sign", err);
         }

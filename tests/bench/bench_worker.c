@@ -458,8 +458,15 @@ struct rates {
 typedef void (*op_fn)(long i);
 
 #define MSG_MAX 8192
-static uint8_t g_msg[MSG_MAX], g_sig[TAM_SIG_MAX], g_vsig[TAM_SIG_MAX];
-static size_t g_sig_len, g_vsig_len;
+/*
+ * EATs to verify: distinct messages and signatures, as every job brings its own. Verifying
+ * one signature over and over ran 11-15% faster (the branch predictors learn its inputs),
+ * which made the bound optimistic.
+ */
+#define EATS 256
+static uint8_t g_msg[MSG_MAX], g_sig[TAM_SIG_MAX], g_eats[EATS * MSG_MAX], g_vsig[EATS][64];
+static size_t g_sig_len;
+static long g_verified; /* the next EAT */
 /* Keys used once each (until the pool wraps): [0, N) import+verify, [N, 2N) import only. */
 #define FRESH_KEYS 2048
 static uint8_t g_pub[2 * FRESH_KEYS][64], g_psig[FRESH_KEYS][TAM_SIG_MAX];
@@ -474,7 +481,9 @@ static void op_sign(long i)
 static void op_verify(long i)
 {
     (void)i;
-    check(tam_verify(B.tam_p256, TAM_ALG_ESP256, g_msg, g_eat_len, g_vsig, g_vsig_len), "verify");
+    long e = g_verified++ % EATS;
+    check(tam_verify(B.tam_p256, TAM_ALG_ESP256, g_eats + e * g_eat_len, g_eat_len, g_vsig[e], 64),
+          "verify");
 }
 
 static void op_import(long i)
@@ -519,7 +528,13 @@ static void crypto_setup(void)
     }
     memset(g_msg, 0x5a, sizeof(g_msg));
     op_sign(0);
-    check(tam_sign(B.tam_p256, TAM_ALG_ESP256, g_msg, g_eat_len, g_vsig, &g_vsig_len), "sign");
+    for (int e = 0; e < EATS; e++) {
+        size_t len = 0;
+        uint8_t *eat = g_eats + e * g_eat_len;
+        memset(eat, 0x5a, g_eat_len);
+        memcpy(eat, &e, sizeof(e));
+        check(tam_sign(B.tam_p256, TAM_ALG_ESP256, eat, g_eat_len, g_vsig[e], &len), "sign");
+    }
     for (int i = 0; i < 2 * FRESH_KEYS; i++) {
         struct tam_key *k = NULL;
         size_t len = 0;

@@ -30,8 +30,8 @@ struct tam_job {
     char tenant[TAM_TENANT_ID_MAX + 1];
     char reply_to[TAM_JOB_REPLY_MAX + 1]; /* the gateway's result stream; empty: no reply */
     uint64_t received_ms;
-    bool verified; /* the gateway verified the message signature with device_kid's key */
-    bool has_device;
+    bool verified;   /* the gateway verified the message signature with device_kid's key */
+    bool has_device; /* device_kid is set: verified, or the message's (unverified) kid header */
     uint8_t device_kid[TAM_KID_LEN];
     struct tam_bytes message; /* the COSE-wrapped TEEP message as received */
     struct tam_bytes session; /* the session record as it was stored (tam_sess_encode) */

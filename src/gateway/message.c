@@ -464,7 +464,9 @@ static int build_job(struct tam_gw_msg *m, struct tam_buf *out)
     }
     job.received_ms = m->received_ms;
     job.verified = m->verified;
-    job.has_device = m->verified && m->has_kid;
+    /* Unverified (attested enrollment), the kid header only tells the worker which record to
+     * prefetch: the one it learns from the EAT's cnf when that kid is its key's thumbprint. */
+    job.has_device = m->has_kid;
     memcpy(job.device_kid, m->kid, TAM_KID_LEN);
     job.message = tam_http_request_body(m->req);
     job.session = tam_bytes_of(m->record, m->record_len);

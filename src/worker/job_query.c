@@ -214,7 +214,10 @@ static int learn(struct wk_job *j, const struct tam_cose_msg *cose, const struct
     j->has_kid = true;
     j->learning = true;
     j->sender_key = j->learned;
-    int err = wk_device_fetch(j);
+    /* When the message named this kid, the prefetch already read its record: no round trip. */
+    bool prefetched = j->job.has_device && j->pre.device != NULL &&
+                      memcmp(j->job.device_kid, j->kid, TAM_KID_LEN) == 0;
+    int err = prefetched ? TAM_OK : wk_device_fetch(j);
     return err == TAM_OK ? check_device_limit(j) : err;
 }
 

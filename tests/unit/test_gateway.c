@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -28,7 +29,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <jansson.h>
 #include <uv.h>
 
 #include "redis_fixture.h"
@@ -1115,7 +1115,8 @@ Test(gateway, kidless_agent_and_attested_enrollment)
     cr_assert(http_send(fd, "POST", "/tam/att", TEEP_ACCEPT TEEP_CT, m.data, m.len));
     cr_assert(take_job(3000, &j));
     cr_assert_not(j.job.verified);
-    cr_assert_not(j.job.has_device);
+    cr_assert(j.job.has_device, "the kid header, for the worker to prefetch its record");
+    cr_assert_eq(memcmp(j.job.device_kid, tam_key_kid(fresh), TAM_KID_LEN), 0);
     cr_assert_str_eq(j.job.tenant, "att");
     post_result(&j.job, 204, NULL, 0);
     cr_assert(http_read(fd, &r, 5000));
@@ -1882,7 +1883,8 @@ Test(gateway, admin_api_tenants_served_without_restart)
         struct tam_buf msg;
         simple_msg(TAM_TEEP_SUCCESS, bogus, agent, &msg);
         struct resp rr;
-        int code = http_do(G.port, "POST", "/tam/acme", TEEP_ACCEPT TEEP_CT, msg.data, msg.len, &rr);
+        int code =
+            http_do(G.port, "POST", "/tam/acme", TEEP_ACCEPT TEEP_CT, msg.data, msg.len, &rr);
         cr_assert_eq(code, i < 4 ? 204 : 429, "message %d: %d", i, code);
         if (i == 4) {
             cr_assert_not_null(has_header(&rr, "Retry-After: 1\r\n"));

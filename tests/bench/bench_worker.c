@@ -711,12 +711,13 @@ static void kid_of(int i, uint8_t kid[32])
  * time (worker CPU per job vs crypto CPU per operation: what the worker adds).
  *
  * The host's speed drifts within a second on a shared VM, so the jobs run in short slices
- * (48 of 200 registered-device or 100 attested jobs, about 40-60 ms; 16 when quick), each
+ * (48 of 400 registered-device or 100 attested jobs, about 60-70 ms; 16 when quick), each
  * between two short crypto measurements (about 15 ms per operation), and each slice's ratio
  * uses the average of the two around it: the worker and the bound are measured within tens
  * of milliseconds of each other. The median slice is reported, with the middle half of the
- * slices (25th..75th percentile). A slice's first batch and its last commit cost a round
- * trip each that a steady stream would overlap: about 2% of a slice.
+ * slices (25th..75th percentile). Each slice starts the worker cold and ends with a commit
+ * nothing overlaps, which a steady stream does not have: with slices of 200 jobs that cost
+ * about 3 points of the ratio (RESULTS.md), with 400 about half as much.
  */
 #define ROUNDS_MAX 48
 
@@ -800,7 +801,7 @@ int main(int argc, char **argv)
     tam_crypto_cache_allocations();   /* as tamd, tam-worker and tam-agent do */
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress shows as it happens, even into a file */
     bool quick = argc > 1 && strcmp(argv[1], "quick") == 0;
-    int n_tp = quick ? 3200 : 9600, n_lat = quick ? 200 : 1000, n_att = quick ? 1600 : 4800;
+    int n_tp = quick ? 6400 : 19200, n_lat = quick ? 200 : 1000, n_att = quick ? 1600 : 4800;
     if (getenv("TAM_BENCH_TP") != NULL) { /* profiling: a long registered-device run only */
         n_tp = atoi_checked(getenv("TAM_BENCH_TP"));
         n_att = 0;

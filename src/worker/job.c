@@ -76,11 +76,10 @@ static const uint8_t *known_kid(const struct wk_job *j)
 }
 
 /*
- * The prefetch commands of one job, appended to the pipeline; *n counts them. A tenant from
- * Redis is resolved after the prefetch, so its job reads what a known tenant's would, plus
- * the stamp (rev) of its record.
+ * Queues the prefetch commands of one job on b; slots[*n..] get where their replies go. A
+ * tenant from Redis is resolved after the prefetch, so its job reads what a known tenant's
+ * would, plus the stamp (rev) of its record.
  */
-/* Queues one job's prefetch commands; slots[*n..] get where their replies go. */
 static void prefetch_queue(struct wk_job *j, struct wk_batch *b, redisReply ***slots, int *n)
 {
     char key[TAM_KEY_MAX + 8];
@@ -320,6 +319,15 @@ static void commit_append(struct worker *w, struct wk_pass *p)
     p->failed = p->failed || p->rep == NULL;
 }
 
+/* One reply: waited for, or only if it has arrived (*r NULL when it has not). */
+static int next_reply(redisContext *c, bool wait, void **r)
+{
+    if (!wait) {
+        return wk_reply_take(c, r);
+    }
+    return c != NULL && redisGetReply(c, r) == REDIS_OK ? TAM_OK : TAM_EUNAVAIL;
+}
+
 /*
  * Receives the pass's commit replies: all of them (wait), or only those that have arrived,
  * without waiting: Redis answers a long pipeline in several writes, and the worker runs
@@ -329,8 +337,7 @@ static bool commit_receive(struct worker *w, struct wk_pass *p, bool wait)
 {
     while (!p->failed && p->got < p->owed) {
         void *r = NULL;
-        int err = wait ? (redisGetReply(w->cmd, &r) == REDIS_OK ? TAM_OK : TAM_EUNAVAIL)
-                       : wk_reply_take(w->cmd, &r);
+        int err = next_reply(w->cmd, wait, &r);
         if (err != TAM_OK) {
             w->n.redis_errors++;
             p->failed = true;

@@ -592,23 +592,30 @@ static void pass_run(struct worker *w, struct wk_pass *p)
     w->ready = p;
 }
 
+/* A decoded pass of the entries; NULL without memory (the entries stay pending, retried). */
+static struct wk_pass *pass_take(struct worker *w, const struct wk_item *items, size_t n)
+{
+    struct wk_pass *p = n > 0 ? pass_new(w, items, n) : NULL;
+    if (p != NULL) {
+        pass_decode(p);
+    }
+    return p;
+}
+
 void wk_jobs_process(struct worker *w, const struct wk_item *items, size_t n)
 {
-    struct wk_pass *p = pass_new(w, items, n);
-    if (p == NULL) {
-        return; /* the entries stay pending and are retried */
+    struct wk_pass *p = pass_take(w, items, n);
+    if (p != NULL) {
+        pass_run(w, p);
     }
-    pass_decode(p);
-    pass_run(w, p);
 }
 
 void wk_jobs_look_ahead(struct worker *w, const struct wk_item *items, size_t n)
 {
-    struct wk_pass *p = w->ahead == NULL && n > 0 ? pass_new(w, items, n) : NULL;
+    struct wk_pass *p = w->ahead == NULL ? pass_take(w, items, n) : NULL;
     if (p == NULL) {
-        return; /* the entries stay pending and are retried */
+        return;
     }
-    pass_decode(p);
     (void)prefetch_send(w, p); /* on an error: sent again, or failed, when the pass runs */
     w->ahead = p;
     w->n.looked_ahead++;

@@ -26,13 +26,19 @@ void wk_poison(struct worker *w)
     }
 }
 
+/* Data waits on the socket: a read returns without blocking. */
+static bool readable(const redisContext *c)
+{
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    return poll(&pfd, 1, 0) > 0;
+}
+
 bool wk_reply_ready(redisContext *c)
 {
     if (c == NULL || c->err != 0 || c->reader->pos < c->reader->len) {
         return true; /* buffered, or an error that any read reports at once */
     }
-    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-    return poll(&pfd, 1, 0) > 0;
+    return readable(c);
 }
 
 int wk_reply_take(redisContext *c, void **reply)
@@ -44,8 +50,7 @@ int wk_reply_take(redisContext *c, void **reply)
     if (redisReaderGetReply(c->reader, reply) != REDIS_OK) {
         return TAM_EREDIS; /* a protocol error: the connection is unusable */
     }
-    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-    if (*reply == NULL && poll(&pfd, 1, 0) > 0) {
+    if (*reply == NULL && readable(c)) {
         if (redisBufferRead(c) != REDIS_OK || redisReaderGetReply(c->reader, reply) != REDIS_OK) {
             return TAM_EUNAVAIL;
         }

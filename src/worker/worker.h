@@ -8,10 +8,11 @@
  * catalogue version, device record, sent plan), the reports' applies (Lua, when the pass has
  * reports), commit (state writes, then SET done NX per job) and reply (XADD results, one
  * XACK, one XDEL). Redis works while the worker computes: the next XREADGROUP is sent as a
- * batch arrives, a pass's commit goes out behind the next pass's prefetch and is read while
- * that pass runs, and the replies to the results and acknowledgements are read only before
- * the next use of the connection (wk_drain). Handlers may still issue their own commands
- * (catalogue loads, a report's apply retried after a conflict), synchronously.
+ * batch arrives, the next pass's prefetch goes out while a pass runs (look-ahead), a pass's
+ * commit goes out behind the next pass's prefetch and is read while that pass runs, and the
+ * replies to the results and acknowledgements are read only before the next use of the
+ * connection (wk_drain). Handlers may still issue their own commands (catalogue loads, a
+ * report's apply retried after a conflict), synchronously.
  *
  * Tenants come from the configuration file (tenants.c) or, for any other id, from Redis
  * records written by the admin API (rtenants.c: an LRU cache refreshed by one prefetched
@@ -438,7 +439,7 @@ void wk_jobs_receive_ahead(struct worker *w);
 void wk_jobs_drop_ahead(struct worker *w);
 /* Commits w->ready now and waits for it: no next batch is at hand. */
 void wk_jobs_commit(struct worker *w);
-/* Completes w->inflight: wait, or only if its replies have started to arrive. */
+/* Completes w->inflight: waiting for its replies, or only once all of them have arrived. */
 void wk_jobs_collect(struct worker *w, bool wait);
 
 /* ---- queue.c ---- */
